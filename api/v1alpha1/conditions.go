@@ -1,0 +1,79 @@
+/*
+Copyright 2026 The sequencer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// Condition types of a SequencerCluster.
+const (
+	// ConditionAvailable is True while a leader produces blocks and is reachable.
+	ConditionAvailable = "Available"
+	// ConditionProgressing is True while the operator bootstraps, scales, rolls out or switches over.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True while a desired member is missing, unreachable, not a voter or behind.
+	ConditionDegraded = "Degraded"
+	// ConditionQuorumHealthy is True while the voters can lose at least one member without losing quorum,
+	// or, for a one-member cluster, while that member leads.
+	ConditionQuorumHealthy = "QuorumHealthy"
+)
+
+// Condition reasons.
+const (
+	ReasonPodsPending         = "PodsPending"
+	ReasonBootstrapping       = "Bootstrapping"
+	ReasonLeaderElected       = "LeaderElected"
+	ReasonNoLeader            = "NoLeader"
+	ReasonQuorumLost          = "QuorumLost"
+	ReasonNoFailureTolerance  = "NoFailureTolerance"
+	ReasonQuorumHealthy       = "FailureTolerant"
+	ReasonSingleMember        = "SingleMember"
+	ReasonAllMembersHealthy   = "AllMembersHealthy"
+	ReasonMembersUnhealthy    = "MembersUnhealthy"
+	ReasonScalingUp           = "ScalingUp"
+	ReasonScalingDown         = "ScalingDown"
+	ReasonRollingUpdate       = "RollingUpdate"
+	ReasonSwitchover          = "Switchover"
+	ReasonSwitchoverRejected  = "SwitchoverRejected"
+	ReasonPaused              = "Paused"
+	ReasonReconciled          = "Reconciled"
+	ReasonWaitingForMembers   = "WaitingForMembers"
+	ReasonStatefulSetNotFound = "StatefulSetNotFound"
+)
+
+// Labels and annotations the operator sets or reads.
+const (
+	// LabelCluster names the SequencerCluster a pod or object belongs to.
+	LabelCluster = "seqops.io/cluster"
+	// LabelRole is "leader" on the Raft leader's pod and "follower" on the others; the leader Service selects it.
+	LabelRole = "seqops.io/role"
+	// AnnotationTransferLeaderTo asks the operator to hand leadership to the named pod (a switchover).
+	AnnotationTransferLeaderTo = "seqops.io/transfer-leader-to"
+	// AnnotationTemplateHash on a pod is the hash of the pod template it was created from.
+	AnnotationTemplateHash = "seqops.io/template-hash"
+)
+
+// Values of LabelRole.
+const (
+	RoleLeader   = "leader"
+	RoleFollower = "follower"
+)
+
+// DesiredReplicas is spec.replicas with its default applied.
+func (c *SequencerCluster) DesiredReplicas() int32 {
+	if c.Spec.Replicas == nil {
+		return 3
+	}
+	return *c.Spec.Replicas
+}
