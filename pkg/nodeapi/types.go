@@ -43,6 +43,8 @@ type Status struct {
 	AppliedIndex uint64 `json:"appliedIndex"`
 	// LastLogIndex is the highest index in this node's Raft log.
 	LastLogIndex uint64 `json:"lastLogIndex"`
+	// LastLogTerm is the term of the last entry in this node's Raft log.
+	LastLogTerm uint64 `json:"lastLogTerm"`
 	// LastSnapshotIndex is the index of the latest Raft snapshot.
 	LastSnapshotIndex uint64 `json:"lastSnapshotIndex"`
 	// Height is the height of this node's committed chain head.
