@@ -85,6 +85,7 @@ func OpenStore(path string) (*Store, error) {
 		if db != nil {
 			_ = guard(db.Close)
 		} else if file != nil {
+			unlockFile(file)
 			_ = file.Close()
 		}
 		if errors.Is(err, bolt.ErrTimeout) {
@@ -104,9 +105,16 @@ func OpenStore(path string) (*Store, error) {
 // where faults become panics), then runs bbolt's consistency check, which
 // also verifies page accounting. The walk comes first because bbolt's check
 // runs in its own goroutine where a fault on a wild page pointer would crash
-// the process.
+// the process; the freelist was already loaded by Open, in this goroutine.
 func checkDB(db *bolt.DB) error {
 	return db.View(func(tx *bolt.Tx) error {
+		fi, err := os.Stat(db.Path())
+		if err != nil {
+			return err
+		}
+		if tx.Size() > fi.Size() {
+			return fmt.Errorf("file is truncated: %d bytes, its metadata needs %d", fi.Size(), tx.Size())
+		}
 		if err := tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			return walkBucket(b)
 		}); err != nil {
