@@ -34,7 +34,9 @@ func (d *autopilotDelegate) FetchServerStats(ctx context.Context, servers map[hr
 	for id, srv := range servers {
 		if string(id) == d.node.cfg.ID {
 			p := d.node.Progress()
+			mu.Lock()
 			out[id] = &autopilot.ServerStats{LastTerm: p.LastLogTerm, LastIndex: p.LastLogIndex}
+			mu.Unlock()
 			continue
 		}
 		if d.node.fetch == nil {

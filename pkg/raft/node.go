@@ -94,7 +94,11 @@ func NewNode(cfg Config, fsm *FSM, fetch StatsFetcher, logger hclogger) (*Node, 
 	}
 	n := &Node{cfg: cfg, logger: logger, fsm: fsm, fetch: fetch, changes: NewSignal(), done: make(chan struct{})}
 	if cfg.InMemory {
-		_, trans := hraft.NewInmemTransport(hraft.ServerAddress(cfg.ID))
+		addr := cfg.Advertise
+		if addr == "" {
+			addr = cfg.ID
+		}
+		_, trans := hraft.NewInmemTransport(hraft.ServerAddress(addr))
 		mem := hraft.NewInmemStore()
 		n.transport = trans
 		n.stores = &stores{log: mem, stable: mem, snaps: hraft.NewInmemSnapshotStore()}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seqops/sequencer-operator/internal/nodeproc"
+	"github.com/seqops/sequencer-operator/pkg/nodeapi"
+)
+
+// buildNode builds this command into a temp dir, so the test runs the real binary.
+func buildNode(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("process test: skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "node")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("cannot build node: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestKillLeaderUnderLoad kills the leader with SIGKILL repeatedly while transactions flow, restarting
+// it each time, then checks that every acknowledged transaction is in every node's chain, that every
+// height has one hash on all nodes, and that the chain moved on after each kill.
+func TestKillLeaderUnderLoad(t *testing.T) {
+	bin := buildNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	c, err := nodeproc.Start(ctx, nodeproc.Options{Bin: bin, Dir: dir, Args: []string{"--block-time", "50ms", "--log-level", "warn"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.StopAll()
+	defer func() {
+		if t.Failed() {
+			for _, p := range c.Nodes {
+				data, _ := os.ReadFile(p.Log)
+				t.Logf("--- log of %s (last 3000 bytes)\n%s", p.ID, tail(data, 3000))
+			}
+		}
+	}()
+
+	load := startLoad(ctx, c)
+	const kills = 5
+	for i := 0; i < kills; i++ {
+		leader, err := c.Leader(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := leader.Client.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // let load build up on this leader
+		c.Kill(leader)
+		next, err := c.Leader(ctx)
+		if err != nil {
+			t.Fatalf("kill %d: %v", i+1, err)
+		}
+		if next == leader {
+			t.Fatalf("kill %d: the killed node still leads", i+1)
+		}
+		if err := c.WaitHeight(ctx, st.Height+10); err != nil {
+			t.Fatalf("kill %d: chain did not move on: %v", i+1, err)
+		}
+		if err := c.Restart(leader); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitVoters(ctx, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acked := load.stop()
+	if len(acked) < 50 {
+		t.Fatalf("only %d transactions acknowledged; the load did not run", len(acked))
+	}
+	final, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := final.Client.Status(ctx)
+	if err := c.WaitHeight(ctx, st.Height); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range c.Nodes {
+		for hash, height := range acked {
+			got, err := p.Client.Tx(ctx, hash)
+			if err != nil || got.Height != height {
+				t.Fatalf("%s: acknowledged tx %s (height %d) not found: %+v %v", p.ID, hash, height, got, err)
+			}
+		}
+	}
+	assertSameChain(ctx, t, c, st.Height)
+	t.Logf("%d kills, %d acknowledged transactions, %d submissions not acknowledged, final height %d", kills, len(acked), load.failed.Load(), st.Height)
+}
+
+// TestSigtermLeaderHandsOver stops the leader with SIGTERM: it must exit 0 after handing leadership
+// over, and the gap between consecutive blocks must stay small.
+func TestSigtermLeaderHandsOver(t *testing.T) {
+	bin := buildNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := nodeproc.Start(ctx, nodeproc.Options{Bin: bin, Dir: t.TempDir(), Args: []string{"--block-time", "100ms", "--log-level", "warn"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.StopAll()
+	leader, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := leader.Client.Status(ctx)
+	if err := c.Stop(leader); err != nil {
+		t.Fatalf("leader did not exit 0 on SIGTERM: %v", err)
+	}
+	next, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitHeight(ctx, st.Height+10); err != nil {
+		t.Fatal(err)
+	}
+	var prev time.Time
+	for h := st.Height - 5; h <= st.Height+10; h++ {
+		b, err := next.Client.Block(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Behaviour bound, not the benchmark target: two block times.
+		if !prev.IsZero() && b.Time.Sub(prev) > 200*time.Millisecond {
+			t.Fatalf("gap of %v before block %d around the switchover at %d", b.Time.Sub(prev), h, st.Height)
+		}
+		prev = b.Time
+	}
+}
+
+type load struct {
+	mu     sync.Mutex
+	acked  map[string]uint64
+	failed atomic.Int64
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// startLoad submits unique transactions from four workers, round-robin over the nodes, and records
+// the ones acknowledged as committed.
+func startLoad(ctx context.Context, c *nodeproc.Cluster) *load {
+	ctx, cancel := context.WithCancel(ctx)
+	l := &load{acked: map[string]uint64{}, cancel: cancel}
+	var seq atomic.Int64
+	for w := 0; w < 4; w++ {
+		l.wg.Add(1)
+		go func(w int) {
+			defer l.wg.Done()
+			for i := w; ctx.Err() == nil; i++ {
+				p := c.Nodes[i%len(c.Nodes)]
+				if !p.Running() {
+					continue
+				}
+				n := seq.Add(1)
+				resp, err := p.Client.SubmitTx(ctx, []byte(fmt.Sprintf("set k%d v%d", n, n)), true)
+				if err != nil || resp.Status != nodeapi.TxCommitted {
+					l.failed.Add(1)
+					if os.Getenv("LOAD_DEBUG") != "" {
+						fmt.Println("submit failed:", err)
+					}
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				l.mu.Lock()
+				l.acked[resp.Hash] = resp.Height
+				l.mu.Unlock()
+			}
+		}(w)
+	}
+	return l
+}
+
+func (l *load) stop() map[string]uint64 {
+	l.cancel()
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.acked
+}
+
+func assertSameChain(ctx context.Context, t *testing.T, c *nodeproc.Cluster, upTo uint64) {
+	t.Helper()
+	var parent string
+	for h := uint64(1); h <= upTo; h++ {
+		var hash string
+		for _, p := range c.Nodes {
+			b, err := p.Client.Block(ctx, h)
+			if err != nil {
+				t.Fatalf("%s: block %d: %v", p.ID, h, err)
+			}
+			if hash == "" {
+				hash = b.Hash
+				if h > 1 && b.ParentHash != parent {
+					t.Fatalf("block %d does not link to block %d", h, h-1)
+				}
+			} else if b.Hash != hash {
+				t.Fatalf("fork at height %d: %s has %s, another node %s", h, p.ID, b.Hash, hash)
+			}
+		}
+		parent = hash
+	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
