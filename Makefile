@@ -7,9 +7,7 @@ K8S_VERSION ?= v1.37.2
 K8S_BIN ?= $(CURDIR)/bin/k8s/$(K8S_VERSION)
 TOOLS_BIN ?= $(CURDIR)/bin/tools
 CONTROLLER_GEN ?= $(TOOLS_BIN)/controller-gen
-PROTOC_GEN_GO ?= $(TOOLS_BIN)/protoc-gen-go
 CONTROLLER_GEN_VERSION ?= v0.23.0
-PROTOC_GEN_GO_VERSION ?= v1.36.12
 GO_TEST_FLAGS ?= -count=1
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
 
@@ -25,8 +23,8 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: generate
-generate: $(PROTOC_GEN_GO) ## Regenerate protobuf Go code (and deepcopy once the API exists).
-	PATH=$(TOOLS_BIN):$$PATH hack/gen-proto.sh
+generate: ## Regenerate protobuf Go code and deepcopy functions.
+	GOBIN=$(TOOLS_BIN) hack/gen-proto.sh
 	@if [ -d api ]; then $(MAKE) --no-print-directory $(CONTROLLER_GEN) && $(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."; fi
 
 .PHONY: manifests
@@ -73,6 +71,3 @@ k8s-bins: ## Build kube-apiserver, kube-controller-manager, kube-scheduler, kube
 
 $(CONTROLLER_GEN):
 	GOBIN=$(TOOLS_BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
-
-$(PROTOC_GEN_GO):
-	GOBIN=$(TOOLS_BIN) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
