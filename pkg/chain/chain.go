@@ -88,6 +88,7 @@ type Chain struct {
 	proposer ed25519.PublicKey
 	exec     Executor
 	store    *Store
+	index    *txIndex
 
 	writeMu sync.Mutex // serialises writers
 	closed  bool       // guarded by writeMu
@@ -148,6 +149,18 @@ func Open(cfg Config) (*Chain, error) {
 		return nil, fmt.Errorf("cannot open chain from %s: %w", store.Path(), err)
 	}
 	c.view.Store(v)
+	index, err := openTxIndex(filepath.Join(cfg.Dir, TxIndexFileName))
+	if err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("cannot open chain: %w", err)
+	}
+	c.index = index
+	if err := c.reindex(v.height); err != nil {
+		_ = index.close()
+		_ = store.Close()
+		return nil, fmt.Errorf("cannot open chain: %w", err)
+	}
+	index.start()
 	return c, nil
 }
 
@@ -379,7 +392,7 @@ func (c *Chain) Apply(b *chainpb.Block) (applied bool, err error) {
 		return false, fmt.Errorf("cannot append block %d: %w", height, err)
 	}
 	err = c.store.update(func(tx *bolt.Tx) error {
-		if err := putBlock(tx, height, data, b.Txs); err != nil {
+		if err := putBlock(tx, height, data); err != nil {
 			return err
 		}
 		state := tx.Bucket(bucketState)
@@ -393,6 +406,7 @@ func (c *Chain) Apply(b *chainpb.Block) (applied bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("cannot append block %d: %w", height, err)
 	}
+	c.index.add(height, b.Txs)
 	nv := &chainView{state: applyWrites(v.state, res.Writes), gaps: v.gaps}
 	nv.setHead(b)
 	c.view.Store(nv)
@@ -431,32 +445,16 @@ func (c *Chain) replayLocked(v *chainView, b *chainpb.Block) error {
 	return nil
 }
 
-// putBlock stores a block and indexes its transactions at their earliest
-// inclusion height.
-func putBlock(tx *bolt.Tx, height uint64, data []byte, txs [][]byte) error {
+// putBlock stores a block. Its transactions are indexed by the tx index, outside this transaction.
+func putBlock(tx *bolt.Tx, height uint64, data []byte) error {
 	blocks := tx.Bucket(bucketBlocks)
 	blocks.FillPercent = 0.9 // keys are appended in order: pack pages densely
 	if err := blocks.Put(heightKey(height), data); err != nil {
 		return fmt.Errorf("block: %w", err)
 	}
-	index := tx.Bucket(bucketTxs)
-	hk := heightKey(height)
-	for _, t := range txs {
-		hash := TxHash(t)
-		if old := index.Get(hash); old != nil {
-			if h, err := parseHeight(old); err == nil && h <= height {
-				continue
-			}
-		}
-		if err := index.Put(hash, hk); err != nil {
-			return fmt.Errorf("tx index: %w", err)
-		}
-	}
 	return nil
 }
 
-// applyWrites returns a new tree with the writes applied in order; the old
-// tree, which snapshots may hold, is unchanged.
 func applyWrites(t *iradix.Tree, writes []Write) *iradix.Tree {
 	if len(writes) == 0 {
 		return t
@@ -497,21 +495,7 @@ func (c *Chain) TxHeight(hash []byte) (uint64, bool) {
 	if len(hash) != HashSize {
 		return 0, false
 	}
-	var height uint64
-	var found bool
-	_ = c.store.view(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketTxs).Get(hash)
-		if raw == nil {
-			return nil
-		}
-		h, err := parseHeight(raw)
-		if err != nil {
-			return err
-		}
-		height, found = h, true
-		return nil
-	})
-	return height, found
+	return c.index.lookup(hash)
 }
 
 // Close closes the store. Later writes return ErrClosed.
@@ -522,5 +506,5 @@ func (c *Chain) Close() error {
 		return nil
 	}
 	c.closed = true
-	return c.store.Close()
+	return errors.Join(c.index.close(), c.store.Close())
 }

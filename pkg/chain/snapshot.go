@@ -340,7 +340,7 @@ func (c *Chain) Restore(r io.Reader) error {
 				return fmt.Errorf("state key %x: %w", k, err)
 			}
 		}
-		if err := putBlock(tx, height, data, head.Txs); err != nil {
+		if err := putBlock(tx, height, data); err != nil {
 			return err
 		}
 		meta := tx.Bucket(bucketMeta)
@@ -351,6 +351,9 @@ func (c *Chain) Restore(r io.Reader) error {
 	})
 	if err != nil {
 		return fmt.Errorf("cannot restore snapshot at height %d: %w", height, err)
+	}
+	if err := c.index.addNow(height, head.Txs); err != nil {
+		return fmt.Errorf("cannot index snapshot head %d: %w", height, err)
 	}
 	nv := &chainView{state: ps.state, gaps: gaps}
 	nv.setHead(head)
@@ -464,13 +467,16 @@ func (c *Chain) backfillLocked(v *chainView, b *chainpb.Block) (*chainView, erro
 		return nil, fmt.Errorf("cannot backfill block %d: %w", height, err)
 	}
 	err = c.store.update(func(tx *bolt.Tx) error {
-		if err := putBlock(tx, height, data, b.Txs); err != nil {
+		if err := putBlock(tx, height, data); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keyGaps, encodeGaps(gaps))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot backfill block %d: %w", height, err)
+	}
+	if err := c.index.addNow(height, b.Txs); err != nil {
+		return nil, fmt.Errorf("cannot index backfilled block %d: %w", height, err)
 	}
 	nv := *v
 	nv.gaps = gaps
