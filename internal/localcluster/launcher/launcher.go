@@ -1,0 +1,147 @@
+// Package launcher is the last step between the process kubelet and a container's binary. The kubelet
+// starts `localcluster launch --spec <file>` already inside a fresh mount and UTS namespace (through
+// SysProcAttr.Unshareflags, which also makes the mount tree private); the launcher bind-mounts the pod's
+// volumes and hosts file, sets the hostname, joins the pod's network namespace and execs the binary, so
+// the container's PID is the launcher's PID.
+package launcher
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mount is one bind mount into the container's mount namespace.
+type Mount struct {
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"readOnly"`
+}
+
+// Spec is what the kubelet hands the launcher.
+type Spec struct {
+	Netns    string   `json:"netns"` // path, e.g. /run/netns/lc-0-abc
+	Hostname string   `json:"hostname"`
+	Mounts   []Mount  `json:"mounts"`
+	WorkDir  string   `json:"workDir,omitempty"`
+	Argv     []string `json:"argv"` // Argv[0] is an absolute path
+	Env      []string `json:"env"`
+}
+
+// Write stores spec in file for a later Run.
+func Write(file string, spec *Spec) error {
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("cannot encode launch spec: %w", err)
+	}
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		return fmt.Errorf("cannot write launch spec: %w", err)
+	}
+	return nil
+}
+
+// Run performs the launch described in specFile. It returns only on error.
+func Run(specFile string) error {
+	data, err := os.ReadFile(specFile)
+	if err != nil {
+		return fmt.Errorf("cannot read launch spec: %w", err)
+	}
+	var spec Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return fmt.Errorf("cannot decode launch spec %s: %w", specFile, err)
+	}
+	if len(spec.Argv) == 0 {
+		return errors.New("launch spec has no argv")
+	}
+	// setns(CLONE_NEWNET) applies to the calling thread; exec from that same thread carries it into
+	// the new program.
+	runtime.LockOSThread()
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return fmt.Errorf("cannot set hostname %q: %w", spec.Hostname, err)
+		}
+	}
+	for _, m := range spec.Mounts {
+		if err := bindMount(m); err != nil {
+			return err
+		}
+	}
+	if spec.Netns != "" {
+		fd, err := unix.Open(spec.Netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("cannot open network namespace %s: %w", spec.Netns, err)
+		}
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("cannot join network namespace %s: %w", spec.Netns, err)
+		}
+		_ = unix.Close(fd)
+	}
+	if spec.WorkDir != "" {
+		if err := os.Chdir(spec.WorkDir); err != nil {
+			return fmt.Errorf("cannot change to working dir %s: %w", spec.WorkDir, err)
+		}
+	}
+	if err := syscall.Exec(spec.Argv[0], spec.Argv, spec.Env); err != nil {
+		return fmt.Errorf("cannot exec %s: %w", spec.Argv[0], err)
+	}
+	return nil
+}
+
+func bindMount(m Mount) error {
+	// The kubelet created the target beforehand (it records the directories it makes on the host).
+	if _, err := os.Stat(m.Target); err != nil {
+		return fmt.Errorf("mount target %s missing: %w", m.Target, err)
+	}
+	if err := unix.Mount(m.Source, m.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("cannot bind-mount %s at %s: %w", m.Source, m.Target, err)
+	}
+	if m.ReadOnly {
+		if err := unix.Mount("", m.Target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("cannot make %s read-only: %w", m.Target, err)
+		}
+	}
+	return nil
+}
+
+// EnsureTarget creates the mount target for source (a directory for a directory, an empty file for a
+// file) and returns the directories it had to create, outermost first, so they can be removed later.
+func EnsureTarget(source, target string) ([]string, error) {
+	st, err := os.Stat(source)
+	if err != nil {
+		return nil, fmt.Errorf("cannot stat volume source %s: %w", source, err)
+	}
+	dir := target
+	if !st.IsDir() {
+		dir = filepath.Dir(target)
+	}
+	var created []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		created = append([]string{d}, created...)
+		if d == "/" || d == "." {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create mount point %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		if _, err := os.Stat(target); errors.Is(err, os.ErrNotExist) {
+			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				return created, fmt.Errorf("cannot create mount point %s: %w", target, err)
+			}
+			_ = f.Close()
+			created = append(created, target)
+		}
+	}
+	return created, nil
+}
