@@ -77,6 +77,7 @@ type runFlags struct {
 	blockTime                                time.Duration
 	heartbeat, election, leaderLease, commit time.Duration
 	snapshotThreshold, trailingLogs          uint64
+	snapshotInterval                         time.Duration
 	maxTxsPerBlock                           int
 	stabilization                            time.Duration
 	tlsCert, tlsKey, tlsCA                   string
@@ -117,6 +118,7 @@ func newRunCommand() *cobra.Command {
 	fs.DurationVar(&f.commit, "commit-timeout", d.Commit, "Raft commit timeout: how long the leader batches before replicating")
 	fs.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", 0, "new log entries that trigger a Raft snapshot (default 2048)")
 	fs.Uint64Var(&f.trailingLogs, "trailing-logs", 0, "log entries kept after a snapshot for lagging followers (default 2048)")
+	fs.DurationVar(&f.snapshotInterval, "snapshot-interval", 0, "how often Raft checks whether to take a snapshot (default 20s)")
 	fs.IntVar(&f.maxTxsPerBlock, "max-txs-per-block", 0, "most transactions in one block (default 10000)")
 	fs.DurationVar(&f.stabilization, "autopilot-stabilization-time", 0, "how long a non-voter must be healthy before autopilot promotes it (default 2s)")
 	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "PEM certificate for mutual TLS on the Raft transport and the node API (with --tls-key-file and --tls-ca-file)")
@@ -205,6 +207,7 @@ func (f runFlags) config() (sequencer.Config, error) {
 		Timings:             sraft.Timings{Heartbeat: f.heartbeat, Election: f.election, LeaderLease: f.leaderLease, Commit: f.commit},
 		SnapshotThreshold:   f.snapshotThreshold,
 		TrailingLogs:        f.trailingLogs,
+		SnapshotInterval:    f.snapshotInterval,
 		Autopilot:           sraft.AutopilotConfig{StabilizationTime: f.stabilization},
 	}
 	if f.blockTime <= 0 {

@@ -10,6 +10,7 @@ import (
 	"github.com/seqops/sequencer-operator/pkg/chain"
 	"github.com/seqops/sequencer-operator/pkg/chain/chainpb"
 	"github.com/seqops/sequencer-operator/pkg/nodeapi"
+	"github.com/seqops/sequencer-operator/pkg/sequencer"
 )
 
 func chainHash(b *chainpb.Block) []byte { return chain.BlockHash(b) }
@@ -184,4 +185,50 @@ func member(cfg nodeapi.Configuration, id string) *nodeapi.Member {
 		}
 	}
 	return nil
+}
+
+// TestNewMemberRestoredFromSnapshotBackfillsHistory adds a member after the log was compacted: Raft
+// installs a snapshot (state and head), and the node fetches the older blocks from its peers.
+func TestNewMemberRestoredFromSnapshotBackfillsHistory(t *testing.T) {
+	small := func(cfg *sequencer.Config) {
+		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 16, 8, 100*time.Millisecond
+	}
+	c := &testCluster{t: t, nodes: map[string]*testNode{}, apis: map[string]string{}}
+	c.key = newKey(t)
+	c.addNodeWith("n0", true, small)
+	c.addNodeWith("n1", false, small)
+	c.addNodeWith("n2", false, small)
+	c.form()
+	leader := c.leader()
+	if _, err := leader.client.SubmitTx(context.Background(), []byte("set early yes"), true); err != nil {
+		t.Fatal(err)
+	}
+	c.waitHeight(c.followers(""), 80)
+	c.eventually(10*time.Second, "a snapshot on the leader", func() error {
+		if st := leader.node.Status(); st.LastSnapshotIndex == 0 {
+			return errors.New("no snapshot yet")
+		}
+		return nil
+	})
+
+	n3 := c.addNodeWith("n3", false, small)
+	if _, err := leader.client.AddMember(context.Background(), nodeapi.AddMemberRequest{ID: "n3", Address: raftAddr("n3")}); err != nil {
+		t.Fatal(err)
+	}
+	target := leader.node.Chain().Head().Height
+	c.waitHeight([]*testNode{n3}, target)
+	if st := n3.node.Status(); st.LastSnapshotIndex == 0 {
+		t.Fatal("n3 caught up from the log, not from a snapshot: the test did not exercise backfill")
+	}
+	c.eventually(20*time.Second, "n3 has the whole history", func() error {
+		if from, to, missing := n3.node.Chain().Missing(); missing {
+			return fmt.Errorf("blocks %d..%d missing", from, to)
+		}
+		return nil
+	})
+	if v, ok := n3.node.Chain().Get([]byte("early")); !ok || string(v) != "yes" {
+		t.Fatalf("state from the snapshot: early=%q %v", v, ok)
+	}
+	c.assertOneHashPerHeight(c.followers(""))
+	c.eventually(10*time.Second, "n3 ready", func() error { return n3.node.Ready() })
 }

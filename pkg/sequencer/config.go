@@ -51,6 +51,8 @@ type Config struct {
 	Timings sraft.Timings
 	// SnapshotThreshold and TrailingLogs size Raft snapshots; zero takes the defaults.
 	SnapshotThreshold, TrailingLogs uint64
+	// SnapshotInterval is how often Raft checks whether to snapshot; zero takes the default.
+	SnapshotInterval time.Duration
 	// Autopilot tunes promotion of non-voters.
 	Autopilot sraft.AutopilotConfig
 	// RaftTLS, when set, runs the Raft transport over mutual TLS.

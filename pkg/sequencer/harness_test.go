@@ -74,11 +74,7 @@ type testNode struct {
 
 func newTestCluster(t *testing.T, ids ...string) *testCluster {
 	t.Helper()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &testCluster{t: t, key: key, nodes: map[string]*testNode{}, apis: map[string]string{}}
+	c := &testCluster{t: t, key: newKey(t), nodes: map[string]*testNode{}, apis: map[string]string{}}
 	for _, id := range ids {
 		c.addNode(id, id == ids[0])
 	}
@@ -87,6 +83,11 @@ func newTestCluster(t *testing.T, ids ...string) *testCluster {
 
 // addNode starts a node; the first one bootstraps, the others wait to be added.
 func (c *testCluster) addNode(id string, bootstrap bool) *testNode {
+	return c.addNodeWith(id, bootstrap, func(*sequencer.Config) {})
+}
+
+// addNodeWith starts a node with a changed configuration.
+func (c *testCluster) addNodeWith(id string, bootstrap bool, change func(*sequencer.Config)) *testNode {
 	t := c.t
 	t.Helper()
 	swap := &swapHandler{}
@@ -95,7 +96,7 @@ func (c *testCluster) addNode(id string, bootstrap bool) *testNode {
 	c.apisMu.Lock()
 	c.apis[raftAddr(id)] = srv.URL
 	c.apisMu.Unlock()
-	n, err := sequencer.New(sequencer.Config{
+	cfg := sequencer.Config{
 		ID:            id,
 		RaftAdvertise: raftAddr(id),
 		ChainID:       "test-chain",
@@ -107,7 +108,9 @@ func (c *testCluster) addNode(id string, bootstrap bool) *testNode {
 		Producer:      failover.Config{BlockTime: testBlockTime},
 		Autopilot:     sraft.AutopilotConfig{StabilizationTime: 300 * time.Millisecond},
 		InMemoryRaft:  true,
-	}, zaptest.NewLogger(t).Named(id), sequencer.WithPeerAPI(c.api))
+	}
+	change(&cfg)
+	n, err := sequencer.New(cfg, zaptest.NewLogger(t).Named(id), sequencer.WithPeerAPI(c.api))
 	if err != nil {
 		t.Fatalf("cannot create node %s: %v", id, err)
 	}
@@ -264,3 +267,12 @@ func (c *testCluster) eventually(timeout time.Duration, what string, fn func() e
 
 // raftAddr is a node's in-memory Raft address; it has a port so it passes the API's address check.
 func raftAddr(id string) string { return id + ":7000" }
+
+func newKey(t *testing.T) ed25519.PrivateKey {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}

@@ -118,6 +118,7 @@ func New(cfg Config, log *zap.Logger, opts ...Option) (*Node, error) {
 		Timings:           cfg.Timings,
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		TrailingLogs:      cfg.TrailingLogs,
+		SnapshotInterval:  cfg.SnapshotInterval,
 		TLS:               cfg.RaftTLS,
 		InMemory:          cfg.InMemoryRaft,
 		Autopilot:         cfg.Autopilot,
