@@ -232,3 +232,39 @@ func TestNewMemberRestoredFromSnapshotBackfillsHistory(t *testing.T) {
 	c.assertOneHashPerHeight(c.followers(""))
 	c.eventually(10*time.Second, "n3 ready", func() error { return n3.node.Ready() })
 }
+
+// poisonExecutor fails on the transaction "poison": a leader that takes it cannot build blocks.
+type poisonExecutor struct{ chain.KVExecutor }
+
+func (p poisonExecutor) Execute(prev []byte, txs [][]byte, get func([]byte) ([]byte, bool)) (chain.ExecResult, error) {
+	for _, tx := range txs {
+		if string(tx) == "poison" {
+			return chain.ExecResult{}, errors.New("executor unavailable")
+		}
+	}
+	return p.KVExecutor.Execute(prev, txs, get)
+}
+
+func TestUnhealthyProducerHandsLeadershipOver(t *testing.T) {
+	withPoison := func(cfg *sequencer.Config) { cfg.Executor = poisonExecutor{} }
+	c := &testCluster{t: t, key: newKey(t), nodes: map[string]*testNode{}, apis: map[string]string{}}
+	for i, id := range []string{"n0", "n1", "n2"} {
+		c.addNodeWith(id, i == 0, withPoison)
+	}
+	c.form()
+	old := c.leader()
+	stuckAt := old.node.Chain().Head().Height
+	resp, err := old.node.SubmitTx(context.Background(), []byte("poison"), false)
+	if err != nil {
+		t.Fatalf("submit: %+v %v", resp, err)
+	}
+	// The old leader cannot build a block for UnhealthyAfter block times, then hands over.
+	c.eventually(10*time.Second, "leadership moves away from the unhealthy producer", func() error {
+		if l := c.leader(); l == old {
+			return errors.New("still leading")
+		}
+		return nil
+	})
+	c.waitHeight(c.followers(""), stuckAt+10)
+	c.assertOneHashPerHeight(c.followers(""))
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/seqops/sequencer-operator/pkg/chain"
 	"github.com/seqops/sequencer-operator/pkg/failover"
 	sraft "github.com/seqops/sequencer-operator/pkg/raft"
 )
@@ -45,6 +46,8 @@ type Config struct {
 	APIToken string
 	// SigningKey is the sequencer key all members share.
 	SigningKey ed25519.PrivateKey
+	// Executor runs blocks' transactions; nil uses the key/value executor (chain.KVExecutor).
+	Executor chain.Executor
 	// Producer tunes block production.
 	Producer failover.Config
 	// Timings are the Raft timeouts.

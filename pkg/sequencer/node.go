@@ -98,7 +98,7 @@ func New(cfg Config, log *zap.Logger, opts ...Option) (*Node, error) {
 		}
 		chainDir = dir
 	}
-	c, err := chain.Open(chain.Config{Dir: chainDir, ChainID: cfg.ChainID, Proposer: n.signer.PublicKey()})
+	c, err := chain.Open(chain.Config{Dir: chainDir, ChainID: cfg.ChainID, Proposer: n.signer.PublicKey(), Executor: cfg.Executor})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open chain: %w", err)
 	}
