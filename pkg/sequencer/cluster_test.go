@@ -268,3 +268,38 @@ func TestUnhealthyProducerHandsLeadershipOver(t *testing.T) {
 	c.waitHeight(c.followers(""), stuckAt+10)
 	c.assertOneHashPerHeight(c.followers(""))
 }
+
+// TestWipedFirstMemberDoesNotFoundSecondCluster restarts the first member with an empty disk, still
+// asked to bootstrap (as its pod template says) but told the cluster exists: it must wait to be
+// added back, never start a second cluster.
+func TestWipedFirstMemberDoesNotFoundSecondCluster(t *testing.T) {
+	c := newTestCluster(t, "n0", "n1", "n2")
+	c.form()
+	c.leader()
+	if c.nodes["n0"].node.Raft().IsLeader() {
+		if _, err := c.nodes["n0"].client.TransferLeadership(context.Background(), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader := c.leader()
+	if _, err := leader.client.RemoveMember(context.Background(), "n0", 0); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes["n0"].node.Kill()
+	wiped := c.addNodeWith("n0-wiped", true, func(cfg *sequencer.Config) {
+		cfg.InitialClusterState = sequencer.ClusterStateExisting
+	})
+	time.Sleep(10 * testBlockTime)
+	st := wiped.node.Status()
+	if st.State == nodeapi.StateLeader || len(st.Configuration.Servers) != 0 || st.Height != 0 {
+		t.Fatalf("wiped node bootstrapped something: %+v", st)
+	}
+	if err := wiped.node.Ready(); err == nil {
+		t.Fatal("a node outside the configuration reports ready")
+	}
+	if _, err := leader.client.AddMember(context.Background(), nodeapi.AddMemberRequest{ID: "n0-wiped", Address: raftAddr("n0-wiped")}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitHeight([]*testNode{wiped}, leader.node.Chain().Head().Height)
+	c.assertOneHashPerHeight([]*testNode{wiped, c.nodes["n1"], c.nodes["n2"]})
+}
