@@ -3,10 +3,14 @@ package localcluster
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/seqops/sequencer-operator/internal/localcluster/kubelet"
 	"github.com/seqops/sequencer-operator/internal/localcluster/podnet"
@@ -113,4 +117,67 @@ func killNetnsProcesses(netns string) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+}
+
+// ResolveFromPod looks host up the way the pod does, in the pod's /etc/hosts, and returns its
+// addresses (none when the pod does not know the name).
+func (c *Cluster) ResolveFromPod(ctx context.Context, namespace, name, host string) ([]string, error) {
+	rec, err := c.Pod(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(rec.HostsFile)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read hosts file of pod %s/%s: %w", namespace, name, err)
+	}
+	var addrs []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		fields := strings.Fields(line)
+		for _, f := range fields[min(1, len(fields)):] {
+			if f == host {
+				addrs = append(addrs, fields[0])
+				break
+			}
+		}
+	}
+	return addrs, nil
+}
+
+// DialFromPod connects to addr from inside the pod's network namespace, as a process of the pod would;
+// a host name in addr is resolved through the pod's /etc/hosts.
+func (c *Cluster) DialFromPod(ctx context.Context, namespace, name, network, addr string) (net.Conn, error) {
+	rec, err := c.Pod(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse address %q: %w", addr, err)
+	}
+	if net.ParseIP(host) == nil {
+		addrs, err := c.ResolveFromPod(ctx, namespace, name, host)
+		if err != nil {
+			return nil, err
+		}
+		if len(addrs) == 0 {
+			return nil, fmt.Errorf("pod %s/%s cannot resolve %q", namespace, name, host)
+		}
+		host = addrs[0]
+	}
+	return podnet.DialContext(ctx, filepath.Join(podnet.NetnsDir, rec.Netns), network, net.JoinHostPort(host, port))
+}
+
+// HTTPClientFromPod returns a client whose requests leave from inside the pod's network namespace and
+// resolve names through its /etc/hosts: the view of the cluster a process in that pod has. It follows
+// the pod by name, so it keeps working after the pod was recreated.
+func (c *Cluster) HTTPClientFromPod(namespace, name string, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return c.DialFromPod(ctx, namespace, name, network, addr)
+		},
+	}}
 }

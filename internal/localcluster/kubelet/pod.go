@@ -289,7 +289,7 @@ func (pr *podRuntime) writeRecord() {
 	rec := &PodRecord{
 		Namespace: pr.pod.Namespace, Name: pr.pod.Name, UID: string(pr.pod.UID),
 		IP: pr.net.IP.String(), Netns: pr.net.Netns, HostVeth: pr.net.HostVeth,
-		Containers: map[string]int{}, LogDir: filepath.Join(pr.dir, "logs"),
+		Containers: map[string]int{}, LogDir: filepath.Join(pr.dir, "logs"), HostsFile: filepath.Join(pr.dir, "hosts"),
 	}
 	for _, c := range append(append([]*containerRuntime{}, pr.initContainers...), pr.containers...) {
 		rec.Containers[c.spec.Name] = c.pid

@@ -8,11 +8,10 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/seqops/sequencer-operator/internal/localcluster/podnet"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -154,7 +153,7 @@ func (c *containerRuntime) probe(ctx context.Context, p *corev1.Probe, pid int) 
 		}
 		client := &http.Client{Transport: &http.Transport{
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return dialInNetns(ctx, netns, network, addr)
+				return podnet.DialContext(ctx, netns, network, addr)
 			},
 			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // kubelet probes skip verification too
 			DisableKeepAlives: true,
@@ -185,7 +184,7 @@ func (c *containerRuntime) probe(ctx context.Context, p *corev1.Probe, pid int) 
 		if host == "" {
 			host = pr.net.IP.String()
 		}
-		conn, err := dialInNetns(ctx, netns, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		conn, err := podnet.DialContext(ctx, netns, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
 			return err
 		}
@@ -214,48 +213,6 @@ func (c *containerRuntime) resolvePort(p intstr.IntOrString) (int, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("container %s has no port named %q", c.spec.Name, p.StrVal)
-}
-
-// dialInNetns opens a connection from inside a network namespace: a socket belongs to the namespace of
-// the thread that created it, so the dial happens on a locked thread that joins the namespace and
-// returns to its own afterwards. The thread must survive: the kernel's parent-death signal of a pod
-// process fires when the thread that forked it exits, and the runtime ends threads that stay locked.
-func dialInNetns(ctx context.Context, netnsPath, network, addr string) (net.Conn, error) {
-	type result struct {
-		conn net.Conn
-		err  error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		own, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("cannot open own network namespace: %w", err)}
-			return
-		}
-		defer unix.Close(own)
-		fd, err := unix.Open(netnsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("cannot open %s: %w", netnsPath, err)}
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{err: fmt.Errorf("cannot enter %s: %w", netnsPath, err)}
-			return
-		}
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, network, addr)
-		if unix.Setns(own, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		} // else: stay locked, and the runtime discards this thread rather than reuse it in the pod's namespace
-		ch <- result{conn, err}
-	}()
-	r := <-ch
-	return r.conn, r.err
 }
 
 func threshold(v int32, def int32) int32 {

@@ -19,6 +19,8 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/errdefs"
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	corev1listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/record"
@@ -130,6 +132,15 @@ func (p *Provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 		p.mu.Unlock()
 		pr.log.Info("Pod stopped")
 		p.notify(final)
+		// Like the kubelet, finish the deletion as soon as the containers are gone instead of letting
+		// the pod controller wait out the whole grace period.
+		uid := pod.UID
+		err := p.client.CoreV1().Pods(pod.Namespace).Delete(p.ctx, pod.Name, metav1.DeleteOptions{
+			GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid},
+		})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			pr.log.Error(err, "Cannot finish pod deletion")
+		}
 	}()
 	return nil
 }

@@ -23,6 +23,8 @@ type PodRecord struct {
 	Containers map[string]int `json:"containers"`
 	// LogDir holds <container>/<restart>.log files.
 	LogDir string `json:"logDir"`
+	// HostsFile is the pod's /etc/hosts as seen from the host.
+	HostsFile string `json:"hostsFile"`
 }
 
 func recordPath(dir, namespace, name string) string {
