@@ -29,7 +29,10 @@ func main() {
 	dataDir := fs.String("data-dir", "/data", "data dir")
 	raftAddr := fs.String("raft-addr", ":7000", "raft listen address")
 	httpAddr := fs.String("http-addr", ":8080", "http listen address")
-	fs.String("raft-advertise", "", "ignored")
+	// The real node's other flags, accepted and ignored.
+	for _, name := range []string{"raft-advertise", "chain-id", "signing-key-file", "api-token-file", "bootstrap-id", "join", "initial-cluster-state", "log-level"} {
+		fs.String(name, "", "ignored")
+	}
 	fs.Bool("bootstrap", false, "ignored")
 	// Unknown flags of the real node are ignored rather than fatal.
 	fs.SetOutput(io.Discard)
