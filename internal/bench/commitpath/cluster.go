@@ -1,0 +1,205 @@
+// Package commitpath measures the block commit path of an in-process three-node cluster: the real
+// sequencer nodes of pkg/sequencer, each on its own loopback address with the real TCP Raft transport
+// and on-disk stores synced per commit, fed by calling the leader's SubmitTx directly (no HTTP), so
+// what is measured is block building, Raft replication with fsync, and apply — not the API.
+package commitpath
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/seqops/sequencer-operator/internal/bench/loopback"
+	"github.com/seqops/sequencer-operator/pkg/failover"
+	"github.com/seqops/sequencer-operator/pkg/nodeapi"
+	sraft "github.com/seqops/sequencer-operator/pkg/raft"
+	"github.com/seqops/sequencer-operator/pkg/sequencer"
+)
+
+type cluster struct {
+	nodes []*sequencer.Node
+}
+
+func startCluster(ctx context.Context, dir string, prod failover.Config) (*cluster, error) {
+	nw, err := loopback.Pick(3, 2)
+	if err != nil {
+		return nil, err
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{}
+	for i := 0; i < 3; i++ {
+		cfg := sequencer.Config{
+			ID: fmt.Sprintf("node-%d", i), ChainID: "bench", DataDir: filepath.Join(dir, fmt.Sprintf("node-%d", i)),
+			RaftBind: nw.Addr(i, 0), RaftAdvertise: nw.Addr(i, 0), HTTPAddr: nw.Addr(i, 1),
+			Bootstrap: i == 0, APIToken: "bench", SigningKey: key, Producer: prod,
+			Autopilot: sraft.AutopilotConfig{StabilizationTime: 300 * time.Millisecond},
+		}
+		if i > 0 {
+			cfg.Join = "http://" + nw.Addr(0, 1)
+		}
+		n, err := sequencer.New(cfg, nil)
+		if err != nil {
+			c.stop()
+			return nil, fmt.Errorf("cannot create node %d: %w", i, err)
+		}
+		c.nodes = append(c.nodes, n)
+		if err := n.Start(ctx, true); err != nil {
+			c.stop()
+			return nil, fmt.Errorf("cannot start node %d: %w", i, err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if cfg, err := c.nodes[0].Members(); err == nil {
+			voters := 0
+			for _, s := range cfg.Servers {
+				if s.Suffrage == nodeapi.SuffrageVoter {
+					voters++
+				}
+			}
+			if voters == 3 && c.leader() != nil {
+				return c, nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			c.stop()
+			return nil, errors.New("cluster did not form three voters within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *cluster) leader() *sequencer.Node {
+	for _, n := range c.nodes {
+		if n.Status().Producing {
+			return n
+		}
+	}
+	return nil
+}
+
+func (c *cluster) stop() {
+	var wg sync.WaitGroup
+	for _, n := range c.nodes {
+		wg.Add(1)
+		go func(n *sequencer.Node) {
+			defer wg.Done()
+			n.Kill()
+		}(n)
+	}
+	wg.Wait()
+}
+
+// blockSeen is one block as the leader applied it.
+type blockSeen struct {
+	height  uint64
+	built   time.Time // header time: when the leader started building it
+	visible time.Time // when the leader's status changed to include it
+	txs     int
+}
+
+// tracker follows the leader's head and keeps every block it applies, and feeds it transactions so
+// that at most limit are outstanding (submitted, not yet committed).
+type tracker struct {
+	leader    *sequencer.Node
+	mu        sync.Mutex
+	blocks    []blockSeen
+	committed atomic.Int64
+	submitted atomic.Int64
+	wake      chan struct{}
+	lost      atomic.Bool
+}
+
+func newTracker(leader *sequencer.Node) *tracker {
+	return &tracker{leader: leader, wake: make(chan struct{}, 1)}
+}
+
+// follow records blocks until ctx ends.
+func (t *tracker) follow(ctx context.Context) {
+	last := t.leader.Chain().Head().Height
+	for ctx.Err() == nil {
+		changed := t.leader.Changes()
+		head := t.leader.Chain().Head()
+		now := time.Now()
+		for h := last + 1; h <= head.Height; h++ {
+			b, err := t.leader.Chain().Block(h)
+			if err != nil {
+				continue
+			}
+			bs := blockSeen{height: h, built: time.Unix(0, b.GetHeader().GetTimeUnixNano()), visible: now, txs: len(b.GetTxs())}
+			t.mu.Lock()
+			t.blocks = append(t.blocks, bs)
+			t.mu.Unlock()
+			t.committed.Add(int64(bs.txs))
+		}
+		if head.Height > last {
+			last = head.Height
+			select {
+			case t.wake <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// feed submits unique 100-byte transactions while fewer than limit are outstanding.
+func (t *tracker) feed(ctx context.Context, worker int, limit int64) {
+	n := int64(worker) << 40
+	for ctx.Err() == nil {
+		if t.submitted.Load()-t.committed.Load() >= limit {
+			select {
+			case <-ctx.Done():
+			case <-t.wake:
+			case <-time.After(5 * time.Millisecond):
+			}
+			continue
+		}
+		n++
+		_, err := t.leader.SubmitTx(ctx, tx(n), false)
+		switch {
+		case err == nil:
+			t.submitted.Add(1)
+		case errors.Is(err, nodeapi.ErrNotLeader):
+			t.lost.Store(true)
+			return
+		default: // a full mempool: wait for a commit
+			select {
+			case <-ctx.Done():
+			case <-t.wake:
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+}
+
+func (t *tracker) window(from, to time.Time) []blockSeen {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []blockSeen
+	for _, b := range t.blocks {
+		if !b.visible.Before(from) && b.visible.Before(to) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func tx(n int64) []byte {
+	s := fmt.Sprintf("set t%015x ", n)
+	return []byte(s + strings.Repeat("v", 100-len(s)))
+}

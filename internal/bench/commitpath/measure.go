@@ -1,0 +1,345 @@
+package commitpath
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/seqops/sequencer-operator/internal/bench/stats"
+	"github.com/seqops/sequencer-operator/pkg/failover"
+	"github.com/seqops/sequencer-operator/pkg/sequencer"
+)
+
+// LatencyOptions configure one commit-latency series.
+type LatencyOptions struct {
+	Dir         string
+	BlockTime   time.Duration
+	TxsPerBlock int
+	Window      time.Duration
+}
+
+// LatencyResult is one series: every block in the window, at a fixed block size.
+type LatencyResult struct {
+	BlockTime   time.Duration `json:"blockTime"`
+	TxsPerBlock int           `json:"txsPerBlock"`
+	Blocks      int           `json:"blocks"`
+	// MeanTxs is the mean number of transactions per block (the target is TxsPerBlock, every block full).
+	MeanTxs float64 `json:"meanTxs"`
+	// MeanIntervalMs is the mean time between consecutive blocks' header times.
+	MeanIntervalMs float64 `json:"meanIntervalMs"`
+	// Proposal is the node's own measure of proposal → commit: the time raft.Apply of a block takes
+	// on the leader (replication to a quorum with fsync, and the leader's apply), from the delta of
+	// its sequencer_block_commit_latency_seconds histogram over the window; percentiles interpolated
+	// within buckets.
+	Proposal HistSummary `json:"proposal"`
+	// BuildToVisible are per-block samples: header time (the leader starts building) → the leader's
+	// status shows the block committed. Includes execution, signing and encoding of the block.
+	BuildToVisible   stats.Summary `json:"buildToVisible"`
+	BuildToVisibleMs []float64     `json:"buildToVisibleMs"`
+}
+
+// HistSummary is a Prometheus histogram delta.
+type HistSummary struct {
+	Count int64 `json:"count"`
+	// Buckets maps the upper bound in seconds (as printed) to the cumulative count.
+	Buckets []Bucket `json:"buckets"`
+	P50Ms   float64  `json:"p50Ms"`
+	P99Ms   float64  `json:"p99Ms"`
+	// P99BoundMs is the upper bound of the bucket holding p99: p99 is at most this.
+	P99BoundMs float64 `json:"p99BoundMs"`
+	// Within10ms is the fraction of proposals committed within 10 ms.
+	Within10ms float64 `json:"within10ms"`
+}
+
+// Bucket is one cumulative histogram bucket.
+type Bucket struct {
+	LeSeconds float64 `json:"le"`
+	Count     int64   `json:"count"`
+}
+
+// MeasureLatency runs a cluster with blocks of exactly TxsPerBlock transactions (the mempool is kept
+// ahead of the producer) and measures every block committed in the window.
+func MeasureLatency(ctx context.Context, o LatencyOptions) (LatencyResult, error) {
+	res := LatencyResult{BlockTime: o.BlockTime, TxsPerBlock: o.TxsPerBlock}
+	blocks, before, after, err := run(ctx, o.Dir, failover.Config{BlockTime: o.BlockTime, MaxTxsPerBlock: o.TxsPerBlock}, int64(3*o.TxsPerBlock), 2, o.Window)
+	if err != nil {
+		return res, err
+	}
+	fill(&res.Blocks, &res.MeanTxs, &res.MeanIntervalMs, blocks)
+	for _, b := range blocks {
+		res.BuildToVisibleMs = append(res.BuildToVisibleMs, stats.Ms(b.visible.Sub(b.built)))
+	}
+	res.BuildToVisible = stats.Summarize(res.BuildToVisibleMs)
+	res.Proposal = histDelta(before, after)
+	return res, nil
+}
+
+// ThroughputOptions configure one throughput point.
+type ThroughputOptions struct {
+	Dir            string
+	BlockTime      time.Duration
+	MaxTxsPerBlock int
+	Window         time.Duration
+}
+
+// ThroughputResult is the committed rate with the mempool kept full.
+type ThroughputResult struct {
+	BlockTime      time.Duration `json:"blockTime"`
+	MaxTxsPerBlock int           `json:"maxTxsPerBlock"`
+	Blocks         int           `json:"blocks"`
+	MeanTxs        float64       `json:"meanTxs"`
+	MeanIntervalMs float64       `json:"meanIntervalMs"`
+	// TxPerSecond is transactions in blocks committed in the window ÷ the window.
+	TxPerSecond float64       `json:"txPerSecond"`
+	Proposal    HistSummary   `json:"proposal"`
+	BuildToVis  stats.Summary `json:"buildToVisible"`
+}
+
+// MeasureThroughput keeps the leader's mempool ahead of the producer (two blocks' worth outstanding)
+// and counts committed transactions over the window.
+func MeasureThroughput(ctx context.Context, o ThroughputOptions) (ThroughputResult, error) {
+	res := ThroughputResult{BlockTime: o.BlockTime, MaxTxsPerBlock: o.MaxTxsPerBlock}
+	blocks, before, after, err := run(ctx, o.Dir, failover.Config{BlockTime: o.BlockTime, MaxTxsPerBlock: o.MaxTxsPerBlock}, int64(3*o.MaxTxsPerBlock), 2, o.Window)
+	if err != nil {
+		return res, err
+	}
+	fill(&res.Blocks, &res.MeanTxs, &res.MeanIntervalMs, blocks)
+	total := 0
+	var lat []float64
+	for _, b := range blocks {
+		total += b.txs
+		lat = append(lat, stats.Ms(b.visible.Sub(b.built)))
+	}
+	res.TxPerSecond = float64(total) / o.Window.Seconds()
+	res.BuildToVis = stats.Summarize(lat)
+	res.Proposal = histDelta(before, after)
+	return res, nil
+}
+
+func fill(blocks *int, meanTxs, meanInterval *float64, bs []blockSeen) {
+	*blocks = len(bs)
+	if len(bs) == 0 {
+		return
+	}
+	total := 0
+	for _, b := range bs {
+		total += b.txs
+	}
+	*meanTxs = float64(total) / float64(len(bs))
+	if len(bs) > 1 {
+		*meanInterval = stats.Ms(bs[len(bs)-1].built.Sub(bs[0].built)) / float64(len(bs)-1)
+	}
+}
+
+// run starts a cluster, feeds it for a warm-up second, then measures for window.
+func run(ctx context.Context, dir string, prod failover.Config, outstanding int64, feeders int, window time.Duration) (blocks []blockSeen, before, after []Bucket, err error) {
+	c, err := startCluster(ctx, dir, prod)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer c.stop()
+	leader := c.leader()
+	if leader == nil {
+		return nil, nil, nil, errors.New("no leader")
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	t := newTracker(leader)
+	var wg sync.WaitGroup
+	wg.Add(1 + feeders)
+	go func() { defer wg.Done(); t.follow(rctx) }()
+	for w := 0; w < feeders; w++ {
+		go func(w int) { defer wg.Done(); t.feed(rctx, w, outstanding) }(w)
+	}
+	defer func() { cancel(); wg.Wait() }()
+	if !sleep(ctx, time.Second) {
+		return nil, nil, nil, ctx.Err()
+	}
+	before, err = scrape(leader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	from := time.Now()
+	if !sleep(ctx, window) {
+		return nil, nil, nil, ctx.Err()
+	}
+	to := time.Now()
+	after, err = scrape(leader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if t.lost.Load() || !leader.Status().Producing {
+		return nil, nil, nil, errors.New("the leader changed during the measurement")
+	}
+	return t.window(from, to), before, after, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+const histName = "sequencer_block_commit_latency_seconds_bucket"
+
+// scrape reads the leader's commit-latency histogram from its /metrics handler.
+func scrape(n *sequencer.Node) ([]Bucket, error) {
+	rec := httptest.NewRecorder()
+	n.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		return nil, fmt.Errorf("/metrics answered %d", rec.Code)
+	}
+	var out []Bucket
+	sc := bufio.NewScanner(rec.Body)
+	sc.Buffer(make([]byte, 64*1024), 4<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, histName+"{") {
+			continue
+		}
+		i := strings.Index(line, `le="`)
+		j := strings.Index(line, `"}`)
+		if i < 0 || j < i {
+			continue
+		}
+		le := line[i+4 : j]
+		bound := math.Inf(1)
+		if le != "+Inf" {
+			v, err := strconv.ParseFloat(le, 64)
+			if err != nil {
+				continue
+			}
+			bound = v
+		}
+		fields := strings.Fields(line[j+2:])
+		if len(fields) == 0 {
+			continue
+		}
+		cnt, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, Bucket{LeSeconds: bound, Count: int64(cnt)})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no commit-latency histogram in /metrics")
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].LeSeconds < out[j].LeSeconds })
+	return out, nil
+}
+
+func histDelta(before, after []Bucket) HistSummary {
+	var h HistSummary
+	prev := map[float64]int64{}
+	for _, b := range before {
+		prev[b.LeSeconds] = b.Count
+	}
+	for _, b := range after {
+		h.Buckets = append(h.Buckets, Bucket{LeSeconds: b.LeSeconds, Count: b.Count - prev[b.LeSeconds]})
+	}
+	if len(h.Buckets) == 0 {
+		return h
+	}
+	h.Count = h.Buckets[len(h.Buckets)-1].Count
+	if h.Count == 0 {
+		return h
+	}
+	for _, b := range h.Buckets {
+		if b.LeSeconds >= 0.01-1e-12 && b.LeSeconds <= 0.01+1e-12 {
+			h.Within10ms = float64(b.Count) / float64(h.Count)
+		}
+	}
+	h.P50Ms = quantile(h.Buckets, 0.50) * 1000
+	h.P99Ms = quantile(h.Buckets, 0.99) * 1000
+	rank := 0.99 * float64(h.Count)
+	for _, b := range h.Buckets {
+		if float64(b.Count) >= rank {
+			h.P99BoundMs = b.LeSeconds * 1000
+			break
+		}
+	}
+	// JSON cannot carry +Inf: the last bucket is written with le = -1.
+	for i := range h.Buckets {
+		if math.IsInf(h.Buckets[i].LeSeconds, 1) {
+			h.Buckets[i].LeSeconds = -1
+		}
+	}
+	if math.IsInf(h.P99BoundMs, 1) {
+		h.P99BoundMs = -1
+	}
+	return h
+}
+
+// quantile interpolates linearly within the bucket that holds q, as Prometheus's histogram_quantile does.
+func quantile(b []Bucket, q float64) float64 {
+	total := float64(b[len(b)-1].Count)
+	rank := q * total
+	lower, prevCount := 0.0, 0.0
+	for _, x := range b {
+		if float64(x.Count) >= rank {
+			if math.IsInf(x.LeSeconds, 1) {
+				return lower
+			}
+			if float64(x.Count) == prevCount {
+				return x.LeSeconds
+			}
+			return lower + (x.LeSeconds-lower)*(rank-prevCount)/(float64(x.Count)-prevCount)
+		}
+		lower, prevCount = x.LeSeconds, float64(x.Count)
+	}
+	return lower
+}
+
+// FsyncResult is the disk's own rate of small synced writes, where the clusters keep their data.
+type FsyncResult struct {
+	Dir     string        `json:"dir"`
+	Ops     int           `json:"ops"`
+	PerSec  float64       `json:"perSecond"`
+	Latency stats.Summary `json:"latency"`
+}
+
+// MeasureFsync rewrites 4 KiB at the end of a file and fdatasyncs it (what bbolt does per commit) for d.
+func MeasureFsync(ctx context.Context, dir string, d time.Duration) (FsyncResult, error) {
+	res := FsyncResult{Dir: dir}
+	f, err := os.CreateTemp(dir, "fsync-*")
+	if err != nil {
+		return res, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	var lat []float64
+	start := time.Now()
+	var off int64
+	for time.Since(start) < d && ctx.Err() == nil && len(lat) < 1_000_000 {
+		t := time.Now()
+		if _, err := f.WriteAt(buf, off); err != nil {
+			return res, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return res, err
+		}
+		lat = append(lat, stats.Ms(time.Since(t)))
+		off = (off + 4096) % (4 << 20)
+	}
+	res.Ops = len(lat)
+	res.PerSec = float64(len(lat)) / time.Since(start).Seconds()
+	res.Latency = stats.Summarize(lat)
+	res.Dir, _ = filepath.Abs(dir)
+	return res, nil
+}

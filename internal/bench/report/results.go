@@ -1,0 +1,96 @@
+// Package report turns seqbench's results into the table it prints, the JSON of raw results, and
+// docs/benchmarks.md with its plots.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/seqops/sequencer-operator/internal/bench/commitpath"
+	"github.com/seqops/sequencer-operator/internal/bench/encoding"
+	"github.com/seqops/sequencer-operator/internal/bench/stats"
+)
+
+// Results is everything one run measured; it is written as JSON so runs can be compared.
+type Results struct {
+	Mode    string    `json:"mode"`
+	Command string    `json:"command"`
+	Started time.Time `json:"started"`
+	Seconds float64   `json:"seconds"`
+	Machine Machine   `json:"machine"`
+
+	Failover      []stats.KillResult            `json:"failover,omitempty"`
+	Floor         []stats.KillResult            `json:"floor,omitempty"`
+	Switchover    *stats.SwitchResult           `json:"switchover,omitempty"`
+	Fsync         *commitpath.FsyncResult       `json:"fsync,omitempty"`
+	CommitLatency []commitpath.LatencyResult    `json:"commitLatency,omitempty"`
+	Throughput    []commitpath.ThroughputResult `json:"throughput,omitempty"`
+	Encoding      *encoding.Result              `json:"encoding,omitempty"`
+	// Operator is reserved for the operator figures (issue 6, item 5: status freshness, footprint of
+	// 100 clusters, member promotion), which another benchmark adds.
+	Operator json.RawMessage `json:"operator,omitempty"`
+
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPU        string  `json:"cpu"`
+	Cores      int     `json:"cores"`
+	MemoryGiB  float64 `json:"memoryGiB"`
+	Kernel     string  `json:"kernel"`
+	Go         string  `json:"go"`
+	Filesystem string  `json:"filesystem"`
+}
+
+// DescribeMachine reads /proc for the CPU, memory and kernel, and statfs for the work dir's filesystem.
+func DescribeMachine(workDir string) Machine {
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb float64
+		if _, err := fmt.Sscanf(string(data), "MemTotal: %f kB", &kb); err == nil {
+			m.MemoryGiB = kb / (1 << 20)
+		}
+	}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = "Linux " + strings.TrimSpace(string(data))
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(workDir, &st); err == nil {
+		names := map[int64]string{0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x01021994: "tmpfs", 0x794c7630: "overlayfs"}
+		name, ok := names[int64(st.Type)]
+		if !ok {
+			name = fmt.Sprintf("type 0x%x", st.Type)
+		}
+		m.Filesystem = name
+	}
+	return m
+}
+
+// WriteJSON writes the raw results.
+func WriteJSON(r *Results, path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("cannot encode results: %w", err)
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
