@@ -100,9 +100,9 @@ func TestNamespaceFlags(t *testing.T) {
 		args       []string
 		wantLeader string
 	}{
-		{[]string{"status", "demo"}, "leader demo-1"},                         // the context's namespace
-		{[]string{"status", "demo", "-n", "elsewhere"}, "leader demo-2"},      // -n wins
-		{[]string{"--context", "other", "status", "demo"}, "leader demo-2"},   // another context
+		{[]string{"status", "demo"}, "leader demo-1"},                        // the context's namespace
+		{[]string{"status", "demo", "-n", "elsewhere"}, "leader demo-2"},     // -n wins
+		{[]string{"--context", "other", "status", "demo"}, "leader demo-2"},  // another context
 		{[]string{"status", "--namespace=rollups", "demo"}, "leader demo-1"}, // long form
 	}
 	for _, tt := range tests {
@@ -320,8 +320,10 @@ func TestPromoteRefusedBeforeAsking(t *testing.T) {
 			wantErr: "demo-7 is not a member of rollups/demo (members: demo-0, demo-1, demo-2, demo-3)",
 		},
 		{
-			name:    "another switchover pending",
-			mutate:  func(c *seqv1.SequencerCluster) { c.Annotations = map[string]string{seqv1.AnnotationTransferLeaderTo: "demo-2"} },
+			name: "another switchover pending",
+			mutate: func(c *seqv1.SequencerCluster) {
+				c.Annotations = map[string]string{seqv1.AnnotationTransferLeaderTo: "demo-2"}
+			},
 			target:  "demo-0",
 			wantErr: "a switchover of rollups/demo to demo-2 is already pending",
 		},
