@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ func TestLocalCluster(t *testing.T) {
 		t.Skip("needs root and bin/k8s; run make k8s-bins and run as root (.ci/run does)")
 	}
 	tmp := t.TempDir()
-	lcBin := goBuild(t, root, "./cmd/localcluster", filepath.Join(tmp, "localcluster"))
+	lcBin := localclusterBinary(t, root)
 	nodeBin := filepath.Join(root, "bin", "node")
 	realNode := fileExists(nodeBin)
 	if realNode {
@@ -337,7 +338,7 @@ func statefulSet() *appsv1.StatefulSet {
 func simplePod(name, image string, volumes ...corev1.Volume) *corev1.Pod {
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: image}}, Volumes: volumes},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: image}}, Volumes: volumes},
 	}
 	for _, v := range volumes {
 		p.Spec.Containers[0].VolumeMounts = append(p.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: "/mnt/" + v.Name})
@@ -399,6 +400,43 @@ func httpOK(client *http.Client, url string) error {
 		return fmt.Errorf("%s answered %d", url, resp.StatusCode)
 	}
 	return nil
+}
+
+var (
+	buildOnce   sync.Once
+	builtBinary string
+	buildErr    error
+)
+
+// localclusterBinary builds cmd/localcluster once per test run, so the tests exercise this checkout's
+// code rather than whatever bin/localcluster holds.
+func localclusterBinary(t *testing.T, root string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "localcluster-test-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBinary = filepath.Join(dir, "localcluster")
+		cmd := exec.Command("go", "build", "-o", builtBinary, "./cmd/localcluster")
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/localcluster: %v\n%s", err, b)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBinary
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBinary != "" {
+		_ = os.RemoveAll(filepath.Dir(builtBinary))
+	}
+	os.Exit(code)
 }
 
 func goBuild(t *testing.T, root, pkg, out string) string {
