@@ -499,10 +499,10 @@ func Down(ctx context.Context, dataDir string, log logr.Logger) error {
 		}
 	}
 	if s.KubeletDir != "" {
-		if err := kubelet.RemoveCreatedMountpoints(s.KubeletDir); err != nil {
-			errs = append(errs, err)
-		}
 		_ = os.RemoveAll(filepath.Join(s.KubeletDir, "records"))
+	}
+	if err := kubelet.RemoveCreatedMountpoints(); err != nil {
+		errs = append(errs, err)
 	}
 	if s.Bridge != "" {
 		// Deleting the bridge also deletes any veth a crashed kubelet left attached to it.

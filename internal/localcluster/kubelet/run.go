@@ -83,7 +83,7 @@ func Run(ctx context.Context, cfg *Config) error {
 		provider = &Provider{
 			ctx: podCtx, cfg: cfg, log: log, client: client, caCert: caCert,
 			subnet: subnet, ips: newIPAM(subnet.Network), hosts: newHostsTable(cfg.Gateway),
-			mounts:     &mountpoints{file: mountpointsFile(cfg.Dir)},
+			mounts:     &mountpoints{},
 			configMaps: pc.ConfigMaps, secrets: pc.Secrets, recorder: recorder,
 			pods: map[string]*podRuntime{},
 		}
