@@ -118,6 +118,19 @@ func TestLocalCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("Service and pod names resolve from the host and in pods", func(t *testing.T) {
+		svc := fmt.Sprintf("%s.%s.svc.cluster.local", peers, testNS)
+		waitFor(ctx, t, svc+" to name all three pods", 30*time.Second, func() bool {
+			host, err1 := c.Resolve(svc)
+			inPod, err2 := c.ResolveFromPod(ctx, testNS, "demo-2", svc)
+			return err1 == nil && err2 == nil && len(host) == 3 && len(inPod) == 3
+		})
+		url := fmt.Sprintf("http://demo-0.%s.%s.svc.cluster.local:8080/healthz", peers, testNS)
+		if err := httpOK(c.HTTPClient(2*time.Second), url); err != nil {
+			t.Errorf("GET %s from the host: %v", url, err)
+		}
+	})
+
 	t.Run("deleted pod comes back with its PVC data", func(t *testing.T) {
 		marker := fmt.Sprint(time.Now().UnixNano())
 		if out, err := c.ExecInPodNetwork(ctx, testNS, "demo-0", "sh", "-c", "echo "+marker+" > /data/localcluster-marker"); err != nil {

@@ -126,9 +126,14 @@ func (c *Cluster) ResolveFromPod(ctx context.Context, namespace, name, host stri
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(rec.HostsFile)
+	return lookupHostsFile(rec.HostsFile, host)
+}
+
+// lookupHostsFile returns the addresses a hosts file gives host, in file order.
+func lookupHostsFile(file, host string) ([]string, error) {
+	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read hosts file of pod %s/%s: %w", namespace, name, err)
+		return nil, fmt.Errorf("cannot read hosts file %s: %w", file, err)
 	}
 	var addrs []string
 	for _, line := range strings.Split(string(data), "\n") {
@@ -144,6 +149,35 @@ func (c *Cluster) ResolveFromPod(ctx context.Context, namespace, name, host stri
 		}
 	}
 	return addrs, nil
+}
+
+// Resolve looks a cluster DNS name (a pod's <host>.<subdomain>.<ns>.svc.cluster.local or a Service's
+// <svc>.<ns>.svc.cluster.local, also the shorter .svc and <svc>.<ns> forms) up from the host, in the
+// kubelet's cluster-wide hosts table. Service names give the ready endpoints' pod IPs.
+func (c *Cluster) Resolve(host string) ([]string, error) {
+	return lookupHostsFile(kubelet.ClusterHostsFile(c.state.KubeletDir), host)
+}
+
+// DialContext dials from the host (pod IPs are reachable over the bridge), resolving cluster DNS
+// names with Resolve and anything else normally. Plug it into an http.Transport to let a process
+// outside the cluster (a test, an operator run out of cluster) use the names pods use.
+func (c *Cluster) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse address %q: %w", addr, err)
+	}
+	if net.ParseIP(host) == nil {
+		if addrs, err := c.Resolve(host); err == nil && len(addrs) > 0 {
+			addr = net.JoinHostPort(addrs[0], port)
+		}
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+// HTTPClient is an http.Client for the host that understands cluster DNS names (see DialContext).
+func (c *Cluster) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true, DialContext: c.DialContext}}
 }
 
 // DialFromPod connects to addr from inside the pod's network namespace, as a process of the pod would;

@@ -61,6 +61,10 @@ func Run(ctx context.Context, cfg *Config) error {
 	if err := serveAPIProxy(runCtx, net.JoinHostPort(cfg.Gateway, strconv.Itoa(cfg.APIServerPort)), cfg.APIServerHostPort); err != nil {
 		return err
 	}
+	hosts := newHostsTable(cfg.Gateway, ClusterHostsFile(cfg.Dir))
+	if err := watchServiceNames(runCtx, client, hosts); err != nil {
+		return fmt.Errorf("cannot watch endpoint slices: %w", err)
+	}
 	go (&provisioner{client: client, dir: cfg.VolumesDir, log: log.WithName("provisioner")}).run(runCtx)
 
 	eb := record.NewBroadcaster()
@@ -82,7 +86,7 @@ func Run(ctx context.Context, cfg *Config) error {
 		describeNode(pc.Node, host, int32(port))
 		provider = &Provider{
 			ctx: podCtx, cfg: cfg, log: log, client: client, caCert: caCert,
-			subnet: subnet, ips: newIPAM(subnet.Network), hosts: newHostsTable(cfg.Gateway),
+			subnet: subnet, ips: newIPAM(subnet.Network), hosts: hosts,
 			mounts:     &mountpoints{},
 			configMaps: pc.ConfigMaps, secrets: pc.Secrets, recorder: recorder,
 			pods: map[string]*podRuntime{},
@@ -124,6 +128,10 @@ func Run(ctx context.Context, cfg *Config) error {
 	}
 	return nil
 }
+
+// ClusterHostsFile is the hosts file with every pod and Service name of the cluster, for processes
+// on the host (tests, an operator run out of cluster) that need the names pods use.
+func ClusterHostsFile(kubeletDir string) string { return filepath.Join(kubeletDir, "hosts") }
 
 // describeNode fills in what the scheduler and the API server need: capacity, the kubelet endpoint
 // (logs, exec) on loopback, and version info.
