@@ -301,6 +301,38 @@ func TestPromoteTimesOut(t *testing.T) {
 	}
 }
 
+func TestPromoteTimeoutExplains(t *testing.T) {
+	tests := []struct {
+		name     string
+		cond     metav1.Condition
+		wantNote bool
+	}{
+		{
+			name:     "the operator is busy: say with what",
+			cond:     metav1.Condition{Type: seqv1.ConditionProgressing, Status: metav1.ConditionTrue, Reason: seqv1.ReasonScalingUp, Message: "adding demo-3 as a non-voter"},
+			wantNote: true,
+		},
+		{
+			name: "an old refusal of another pod is not the reason",
+			cond: metav1.Condition{Type: seqv1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: seqv1.ReasonSwitchoverRejected,
+				Message: `cannot transfer leadership to "demo-2": it is a Nonvoter, not a voter`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := healthyCluster()
+			sc.Status.Conditions = []metav1.Condition{tt.cond}
+			_, _, err := run(t, context.Background(), newFakeClient(t, sc), "promote", "demo", "demo-0", "--timeout", "100ms")
+			if !errors.Is(err, ErrTimeout) {
+				t.Fatalf("promote error = %v, want ErrTimeout", err)
+			}
+			if got := strings.Contains(err.Error(), tt.cond.Message); got != tt.wantNote {
+				t.Errorf("error mentions %q: %t, want %t\n%v", tt.cond.Message, got, tt.wantNote, err)
+			}
+		})
+	}
+}
+
 func TestPromoteRefusedBeforeAsking(t *testing.T) {
 	tests := []struct {
 		name    string

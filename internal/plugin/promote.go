@@ -12,6 +12,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -176,7 +177,9 @@ func timeoutError(ctx context.Context, c client.Client, key client.ObjectKey, ta
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "leader is %s, phase %s", orNone(sc.Status.Leader), orNone(string(sc.Status.Phase)))
-	if cond := meta.FindStatusCondition(sc.Status.Conditions, seqv1.ConditionProgressing); cond != nil && cond.Message != "" {
+	// What the operator is busy with explains a slow switchover; an old refusal of another pod would mislead.
+	if cond := meta.FindStatusCondition(sc.Status.Conditions, seqv1.ConditionProgressing); cond != nil && cond.Message != "" &&
+		(cond.Status == metav1.ConditionTrue || strings.Contains(cond.Message, `"`+target+`"`)) {
 		fmt.Fprintf(&b, " (%s: %s)", cond.Reason, cond.Message)
 	}
 	if sc.Annotations[seqv1.AnnotationTransferLeaderTo] == target {
