@@ -198,6 +198,13 @@ func (c *containerRuntime) start() (*exec.Cmd, error) {
 	if !hostsMounted {
 		spec.Mounts = append(spec.Mounts, launcher.Mount{Source: filepath.Join(pr.dir, "hosts"), Target: "/etc/hosts", ReadOnly: true})
 	}
+	hostnameFile := filepath.Join(pr.dir, "hostname")
+	if err := os.WriteFile(hostnameFile, []byte(podHostname(pr.pod)+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("cannot write hostname file: %w", err)
+	}
+	if fileExists("/etc/hostname") {
+		spec.Mounts = append(spec.Mounts, launcher.Mount{Source: hostnameFile, Target: "/etc/hostname", ReadOnly: true})
+	}
 	for _, m := range spec.Mounts {
 		created, err := launcher.EnsureTarget(m.Source, m.Target)
 		if err != nil {
@@ -326,3 +333,8 @@ func (c *containerRuntime) status(podReason, podMessage string) corev1.Container
 }
 
 func containerID(pid int) string { return fmt.Sprintf("localcluster://%d", pid) }
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
