@@ -97,7 +97,7 @@ type SequencerClusterSpec struct {
 	// signingKey is where the block signing key comes from. All members share it: only the leader signs.
 	// +optional
 	// +kubebuilder:default={generate: true}
-	SigningKey SigningKeySpec `json:"signingKey,omitempty"`
+	SigningKey *SigningKeySpec `json:"signingKey,omitempty"`
 
 	// tls configures mutual TLS on the Raft transport.
 	// +optional
@@ -130,8 +130,8 @@ type SequencerClusterSpec struct {
 
 // RaftSpec holds Raft timings, as Go durations. Leader election trusts these: the election timeout must not be
 // shorter than the heartbeat timeout and the leader lease must not be longer than it (hashicorp/raft refuses both).
-// +kubebuilder:validation:XValidation:rule="duration(self.electionTimeout) >= duration(self.heartbeatTimeout)",message="raft.electionTimeout must be greater than or equal to raft.heartbeatTimeout",fieldPath=".electionTimeout"
-// +kubebuilder:validation:XValidation:rule="duration(self.leaderLeaseTimeout) <= duration(self.heartbeatTimeout)",message="raft.leaderLeaseTimeout must be less than or equal to raft.heartbeatTimeout",fieldPath=".leaderLeaseTimeout"
+// +kubebuilder:validation:XValidation:rule="!has(self.electionTimeout) || !has(self.heartbeatTimeout) || duration(self.electionTimeout) >= duration(self.heartbeatTimeout)",message="raft.electionTimeout must be greater than or equal to raft.heartbeatTimeout",fieldPath=".electionTimeout"
+// +kubebuilder:validation:XValidation:rule="!has(self.leaderLeaseTimeout) || !has(self.heartbeatTimeout) || duration(self.leaderLeaseTimeout) <= duration(self.heartbeatTimeout)",message="raft.leaderLeaseTimeout must be less than or equal to raft.heartbeatTimeout",fieldPath=".leaderLeaseTimeout"
 type RaftSpec struct {
 	// heartbeatTimeout is how long a follower waits without contact from the leader before it starts an election.
 	// +optional
@@ -184,7 +184,7 @@ type StorageSpec struct {
 	// +optional
 	// +kubebuilder:default="10Gi"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storage.size is immutable: resize the PersistentVolumeClaims directly"
-	Size resource.Quantity `json:"size,omitempty"`
+	Size *resource.Quantity `json:"size,omitempty"`
 
 	// storageClassName is the StorageClass of the volumes; empty uses the cluster's default. It cannot change.
 	// +optional
