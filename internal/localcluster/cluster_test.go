@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -237,8 +238,8 @@ func TestLocalCluster(t *testing.T) {
 	if strings.Contains(readFile("/proc/self/mountinfo"), cfg.DataDir) {
 		t.Errorf("mounts of %s left", cfg.DataDir)
 	}
-	if out, _ := exec.Command("pgrep", "-f", nodeBin).Output(); len(strings.TrimSpace(string(out))) > 0 {
-		t.Errorf("pod processes left: %s", out)
+	if pids := processesRunning(nodeBin); len(pids) > 0 {
+		t.Errorf("pod processes left: %v", pids)
 	}
 	if _, err := localcluster.ReadState(cfg.DataDir); err == nil {
 		t.Errorf("state file left")
@@ -466,6 +467,22 @@ func goBuild(t *testing.T, root, pkg, out string) string {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return out
+}
+
+// processesRunning lists the PIDs whose executable is bin.
+func processesRunning(bin string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == bin {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 func fileExists(p string) bool {

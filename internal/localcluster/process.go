@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/seqops/sequencer-operator/internal/localcluster/spawner"
 )
 
 // ProcessRecord identifies a process the cluster started. The start time (from /proc/<pid>/stat) guards
@@ -37,7 +39,11 @@ func startProcess(name, logFile string, dieWithParent bool, argv []string, env [
 	if dieWithParent {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
-	if err := cmd.Start(); err != nil {
+	start := cmd.Start
+	if dieWithParent {
+		start = func() error { return spawner.Start(cmd) }
+	}
+	if err := start(); err != nil {
 		return nil, ProcessRecord{}, fmt.Errorf("cannot start %s: %w", name, err)
 	}
 	st, _ := processStartTime(cmd.Process.Pid)

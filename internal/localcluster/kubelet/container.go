@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/seqops/sequencer-operator/internal/localcluster/launcher"
+	"github.com/seqops/sequencer-operator/internal/localcluster/spawner"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -234,10 +235,12 @@ func (c *containerRuntime) start() (*exec.Cmd, error) {
 		Setpgid:      true,
 		Unshareflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
 	}
+	start := cmd.Start
 	if pr.p.cfg.DieWithParent {
 		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+		start = func() error { return spawner.Start(cmd) }
 	}
-	if err := cmd.Start(); err != nil {
+	if err := start(); err != nil {
 		return nil, fmt.Errorf("cannot start launcher for container %s: %w", c.spec.Name, err)
 	}
 	return cmd, nil
