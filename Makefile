@@ -48,7 +48,22 @@ test: k8s-bins build ## Run all tests (unit, component, envtest; root-only tests
 	go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: ## Run the Go benchmarks.
+bench: ## Full node benchmarks (failover, switchover, commit path, encoding): table, docs/benchmarks.md, plots, raw JSON.
+	@mkdir -p bin
+	go build -o bin/node ./cmd/node
+	go build -o bin/seqbench ./cmd/seqbench
+	bin/seqbench all --full --out docs/benchmarks.md --json docs/benchmarks/results.json
+
+BENCH_QUICK_OUT ?= _output/bench
+.PHONY: bench-quick
+bench-quick: ## A smaller benchmark run (under five minutes); report and JSON in $(BENCH_QUICK_OUT).
+	@mkdir -p bin $(BENCH_QUICK_OUT)
+	go build -o bin/node ./cmd/node
+	go build -o bin/seqbench ./cmd/seqbench
+	bin/seqbench all --quick --out $(BENCH_QUICK_OUT)/benchmarks.md --json $(BENCH_QUICK_OUT)/results.json
+
+.PHONY: bench-go
+bench-go: ## Run the Go benchmarks.
 	go test -run '^$$' -bench . -benchmem ./pkg/...
 
 ##@ Build

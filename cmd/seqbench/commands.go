@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,7 @@ type settings struct {
 	kills       int
 	profiles    []string
 	timeout     time.Duration
+	cpuprofile  string
 }
 
 // plan is the size of a run.
@@ -74,9 +76,12 @@ func newRootCommand() *cobra.Command {
 	pf.IntVar(&s.kills, "kills", 0, "override the number of kills (and hand-overs) per series")
 	pf.StringSliceVar(&s.profiles, "profiles", []string{"default", "ev-node", "hashicorp"}, "Raft timing profiles of the failover benchmark")
 	pf.DurationVar(&s.timeout, "timeout", 90*time.Minute, "stop the whole run after this long")
+	pf.StringVar(&s.cpuprofile, "cpuprofile", "", "write a CPU profile of seqbench itself (the in-process commit-path cluster runs in it)")
 
 	run := func(parts ...string) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, _ []string) error { return runParts(cmd.Context(), s, strings.Join(os.Args, " "), parts) }
+		return func(cmd *cobra.Command, _ []string) error {
+			return runParts(cmd.Context(), s, strings.Join(os.Args, " "), parts)
+		}
 	}
 	all := &cobra.Command{Use: "all", Short: "Run every benchmark, print the table, write the report", Args: cobra.NoArgs, RunE: run("failover", "switchover", "commitpath", "encoding")}
 	root.AddCommand(all,
@@ -100,6 +105,16 @@ func runParts(parent context.Context, s settings, command string, parts []string
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	if s.cpuprofile != "" {
+		f, err := os.Create(s.cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	p := s.plan()
 	if s.kills > 0 {
 		p.kills, p.switches = s.kills, s.kills

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,7 +68,7 @@ func startCluster(ctx context.Context, dir string, prod failover.Config) (*clust
 					voters++
 				}
 			}
-			if voters == 3 && c.leader() != nil {
+			if voters == 3 && c.stable(ctx) {
 				return c, nil
 			}
 		}
@@ -77,6 +78,23 @@ func startCluster(ctx context.Context, dir string, prod failover.Config) (*clust
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// stable reports whether the same node led, in the same term, for a whole second: promotions of
+// new voters can cause an election just after the cluster formed.
+func (c *cluster) stable(ctx context.Context) bool {
+	l := c.leader()
+	if l == nil {
+		return false
+	}
+	term := l.Status().Term
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(time.Second):
+	}
+	st := l.Status()
+	return st.Producing && st.Term == term
 }
 
 func (c *cluster) leader() *sequencer.Node {
@@ -100,39 +118,50 @@ func (c *cluster) stop() {
 	wg.Wait()
 }
 
-// blockSeen is one block as the leader applied it.
+// blockSeen is one block as the cluster applied it.
 type blockSeen struct {
 	height  uint64
 	built   time.Time // header time: when the leader started building it
-	visible time.Time // when the leader's status changed to include it
+	visible time.Time // when the first node (the leader, unless leadership moved) showed it committed
 	txs     int
 }
 
-// tracker follows the leader's head and keeps every block it applies, and feeds it transactions so
-// that at most limit are outstanding (submitted, not yet committed).
+// tracker follows every node's head and keeps every block when it is first seen applied, and feeds
+// the producing node transactions so that at most limit are outstanding (submitted, not committed).
 type tracker struct {
-	leader    *sequencer.Node
+	c         *cluster
 	mu        sync.Mutex
+	seen      map[uint64]bool
 	blocks    []blockSeen
+	leader    atomic.Pointer[sequencer.Node]
 	committed atomic.Int64
 	submitted atomic.Int64
 	wake      chan struct{}
-	lost      atomic.Bool
+	refused   atomic.Int64
 }
 
-func newTracker(leader *sequencer.Node) *tracker {
-	return &tracker{leader: leader, wake: make(chan struct{}, 1)}
+func newTracker(c *cluster) *tracker {
+	t := &tracker{c: c, seen: map[uint64]bool{}, wake: make(chan struct{}, 1)}
+	t.leader.Store(c.leader())
+	return t
 }
 
-// follow records blocks until ctx ends.
-func (t *tracker) follow(ctx context.Context) {
-	last := t.leader.Chain().Head().Height
+// follow records one node's blocks until ctx ends.
+func (t *tracker) follow(ctx context.Context, n *sequencer.Node) {
+	last := n.Chain().Head().Height
 	for ctx.Err() == nil {
-		changed := t.leader.Changes()
-		head := t.leader.Chain().Head()
+		changed := n.Changes()
+		head := n.Chain().Head()
 		now := time.Now()
 		for h := last + 1; h <= head.Height; h++ {
-			b, err := t.leader.Chain().Block(h)
+			t.mu.Lock()
+			dup := t.seen[h]
+			t.seen[h] = true
+			t.mu.Unlock()
+			if dup {
+				continue
+			}
+			b, err := n.Chain().Block(h)
 			if err != nil {
 				continue
 			}
@@ -162,28 +191,37 @@ func (t *tracker) feed(ctx context.Context, worker int, limit int64) {
 	n := int64(worker) << 40
 	for ctx.Err() == nil {
 		if t.submitted.Load()-t.committed.Load() >= limit {
-			select {
-			case <-ctx.Done():
-			case <-t.wake:
-			case <-time.After(5 * time.Millisecond):
-			}
+			t.pause(ctx)
+			continue
+		}
+		leader := t.leader.Load()
+		if leader == nil {
+			t.leader.Store(t.c.leader())
+			t.pause(ctx)
 			continue
 		}
 		n++
-		_, err := t.leader.SubmitTx(ctx, tx(n), false)
+		_, err := leader.SubmitTx(ctx, tx(n), false)
 		switch {
 		case err == nil:
 			t.submitted.Add(1)
 		case errors.Is(err, nodeapi.ErrNotLeader):
-			t.lost.Store(true)
-			return
+			// Leadership moved: what this node's mempool held is lost to the count, so start over.
+			t.refused.Add(1)
+			t.leader.Store(t.c.leader())
+			t.submitted.Store(t.committed.Load())
+			t.pause(ctx)
 		default: // a full mempool: wait for a commit
-			select {
-			case <-ctx.Done():
-			case <-t.wake:
-			case <-time.After(5 * time.Millisecond):
-			}
+			t.pause(ctx)
 		}
+	}
+}
+
+func (t *tracker) pause(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-t.wake:
+	case <-time.After(5 * time.Millisecond):
 	}
 }
 
@@ -196,6 +234,7 @@ func (t *tracker) window(from, to time.Time) []blockSeen {
 			out = append(out, b)
 		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].height < out[j].height })
 	return out
 }
 

@@ -48,6 +48,8 @@ type LatencyResult struct {
 	// status shows the block committed. Includes execution, signing and encoding of the block.
 	BuildToVisible   stats.Summary `json:"buildToVisible"`
 	BuildToVisibleMs []float64     `json:"buildToVisibleMs"`
+	// Elections is how many Raft terms passed during the window (0: one leader throughout).
+	Elections int `json:"elections"`
 }
 
 // HistSummary is a Prometheus histogram delta.
@@ -73,10 +75,12 @@ type Bucket struct {
 // ahead of the producer) and measures every block committed in the window.
 func MeasureLatency(ctx context.Context, o LatencyOptions) (LatencyResult, error) {
 	res := LatencyResult{BlockTime: o.BlockTime, TxsPerBlock: o.TxsPerBlock}
-	blocks, before, after, err := run(ctx, o.Dir, failover.Config{BlockTime: o.BlockTime, MaxTxsPerBlock: o.TxsPerBlock}, int64(3*o.TxsPerBlock), 2, o.Window)
+	m, err := run(ctx, o.Dir, failover.Config{BlockTime: o.BlockTime, MaxTxsPerBlock: o.TxsPerBlock}, int64(3*o.TxsPerBlock), 2, o.Window)
 	if err != nil {
 		return res, err
 	}
+	blocks, before, after := m.blocks, m.before, m.after
+	res.Elections = m.elections
 	fill(&res.Blocks, &res.MeanTxs, &res.MeanIntervalMs, blocks)
 	for _, b := range blocks {
 		res.BuildToVisibleMs = append(res.BuildToVisibleMs, stats.Ms(b.visible.Sub(b.built)))
@@ -105,16 +109,20 @@ type ThroughputResult struct {
 	TxPerSecond float64       `json:"txPerSecond"`
 	Proposal    HistSummary   `json:"proposal"`
 	BuildToVis  stats.Summary `json:"buildToVisible"`
+	// Elections is how many Raft terms passed during the window (0: one leader throughout).
+	Elections int `json:"elections"`
 }
 
 // MeasureThroughput keeps the leader's mempool ahead of the producer (two blocks' worth outstanding)
 // and counts committed transactions over the window.
 func MeasureThroughput(ctx context.Context, o ThroughputOptions) (ThroughputResult, error) {
 	res := ThroughputResult{BlockTime: o.BlockTime, MaxTxsPerBlock: o.MaxTxsPerBlock}
-	blocks, before, after, err := run(ctx, o.Dir, failover.Config{BlockTime: o.BlockTime, MaxTxsPerBlock: o.MaxTxsPerBlock}, int64(3*o.MaxTxsPerBlock), 2, o.Window)
+	m, err := run(ctx, o.Dir, failover.Config{BlockTime: o.BlockTime, MaxTxsPerBlock: o.MaxTxsPerBlock}, int64(3*o.MaxTxsPerBlock), 2, o.Window)
 	if err != nil {
 		return res, err
 	}
+	blocks, before, after := m.blocks, m.before, m.after
+	res.Elections = m.elections
 	fill(&res.Blocks, &res.MeanTxs, &res.MeanIntervalMs, blocks)
 	total := 0
 	var lat []float64
@@ -143,47 +151,78 @@ func fill(blocks *int, meanTxs, meanInterval *float64, bs []blockSeen) {
 	}
 }
 
-// run starts a cluster, feeds it for a warm-up second, then measures for window.
-func run(ctx context.Context, dir string, prod failover.Config, outstanding int64, feeders int, window time.Duration) (blocks []blockSeen, before, after []Bucket, err error) {
+// run starts a cluster, feeds it for a warm-up second, then measures for window. The histogram is
+// the sum over all nodes (each counts its own proposals while it leads); elections counts the terms
+// the cluster went through during the window.
+func run(ctx context.Context, dir string, prod failover.Config, outstanding int64, feeders int, window time.Duration) (w measured, err error) {
 	c, err := startCluster(ctx, dir, prod)
 	if err != nil {
-		return nil, nil, nil, err
+		return w, err
 	}
 	defer c.stop()
-	leader := c.leader()
-	if leader == nil {
-		return nil, nil, nil, errors.New("no leader")
-	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	t := newTracker(leader)
+	t := newTracker(c)
 	var wg sync.WaitGroup
-	wg.Add(1 + feeders)
-	go func() { defer wg.Done(); t.follow(rctx) }()
-	for w := 0; w < feeders; w++ {
-		go func(w int) { defer wg.Done(); t.feed(rctx, w, outstanding) }(w)
+	for _, n := range c.nodes {
+		wg.Add(1)
+		go func(n *sequencer.Node) { defer wg.Done(); t.follow(rctx, n) }(n)
+	}
+	for i := 0; i < feeders; i++ {
+		wg.Add(1)
+		go func(i int) { defer wg.Done(); t.feed(rctx, i, outstanding) }(i)
 	}
 	defer func() { cancel(); wg.Wait() }()
 	if !sleep(ctx, time.Second) {
-		return nil, nil, nil, ctx.Err()
+		return w, ctx.Err()
 	}
-	before, err = scrape(leader)
-	if err != nil {
-		return nil, nil, nil, err
+	termBefore := c.maxTerm()
+	if w.before, err = scrapeAll(c); err != nil {
+		return w, err
 	}
 	from := time.Now()
 	if !sleep(ctx, window) {
-		return nil, nil, nil, ctx.Err()
+		return w, ctx.Err()
 	}
 	to := time.Now()
-	after, err = scrape(leader)
-	if err != nil {
-		return nil, nil, nil, err
+	if w.after, err = scrapeAll(c); err != nil {
+		return w, err
 	}
-	if t.lost.Load() || !leader.Status().Producing {
-		return nil, nil, nil, errors.New("the leader changed during the measurement")
+	w.elections = int(c.maxTerm() - termBefore)
+	w.blocks = t.window(from, to)
+	return w, nil
+}
+
+type measured struct {
+	blocks        []blockSeen
+	before, after []Bucket
+	elections     int
+}
+
+func (c *cluster) maxTerm() uint64 {
+	var m uint64
+	for _, n := range c.nodes {
+		m = max(m, n.Status().Term)
 	}
-	return t.window(from, to), before, after, nil
+	return m
+}
+
+func scrapeAll(c *cluster) ([]Bucket, error) {
+	var sum []Bucket
+	for _, n := range c.nodes {
+		b, err := scrape(n)
+		if err != nil {
+			return nil, err
+		}
+		if sum == nil {
+			sum = b
+			continue
+		}
+		for i := range sum {
+			sum[i].Count += b[i].Count
+		}
+	}
+	return sum, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -283,6 +283,11 @@ func (c *cluster) trial(ctx context.Context) (tr stats.KillTrial, quiet time.Dur
 	quiet = time.Since(qStart)
 	leader, _, termAfter := c.state()
 	spurious = int(termAfter - termBefore)
+	// Leadership may be moving (a spurious election): wait for it to settle.
+	for wait := time.Now().Add(10 * time.Second); leader < 0 && time.Now().Before(wait) && ctx.Err() == nil; {
+		time.Sleep(20 * time.Millisecond)
+		leader, _, _ = c.state()
+	}
 	if leader < 0 {
 		return tr, quiet, spurious, errors.New("no leader after the quiet period")
 	}
