@@ -90,6 +90,7 @@ func newRootCommand() *cobra.Command {
 		&cobra.Command{Use: "commitpath", Short: "Commit latency per block, sustained throughput with fsync, the disk's fsync rate", Args: cobra.NoArgs, RunE: run("commitpath")},
 		&cobra.Command{Use: "encoding", Short: "Protobuf against JSON for the same block (go test -bench in pkg/chain)", Args: cobra.NoArgs, RunE: run("encoding")},
 		newFloorNodeCommand(),
+		newReportCommand(),
 	)
 	return root
 }
