@@ -212,7 +212,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, retErr error) {
 			return nil, fmt.Errorf("cannot create %s: %w", d, err)
 		}
 	}
-	c := &Cluster{cfg: cfg, state: &State{Kubeconfig: cfg.Kubeconfig, NodeName: cfg.NodeName, KubeletDir: filepath.Join(cfg.DataDir, "kubelet")}}
+	c := &Cluster{cfg: cfg, state: &State{Kubeconfig: cfg.Kubeconfig, NodeName: cfg.NodeName, KubeletDir: filepath.Join(cfg.DataDir, "kubelet"), DataDir: cfg.DataDir}}
 	defer func() {
 		if retErr != nil {
 			cfg.Log.Info("Start failed, removing what was started", "error", retErr.Error())
@@ -221,6 +221,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, retErr error) {
 	}()
 
 	start := time.Now()
+	reapStale(ctx, cfg.Log)
 	subnet, err := podnet.Allocate(ctx)
 	if err != nil {
 		return nil, err
@@ -474,6 +475,15 @@ func Down(ctx context.Context, dataDir string, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := downState(ctx, s, log); err != nil {
+		return fmt.Errorf("cannot fully stop the local cluster in %s: %w", dataDir, err)
+	}
+	log.Info("Local cluster is down", "dataDir", dataDir)
+	return removeState(dataDir)
+}
+
+// downState removes everything s records; it needs nothing but s.
+func downState(ctx context.Context, s *State, log logr.Logger) error {
 	var errs []error
 	// Reverse start order: the kubelet goes first so that it stops pods gracefully while the API server
 	// still answers.
@@ -501,9 +511,6 @@ func Down(ctx context.Context, dataDir string, log logr.Logger) error {
 	if s.KubeletDir != "" {
 		_ = os.RemoveAll(filepath.Join(s.KubeletDir, "records"))
 	}
-	if err := kubelet.RemoveCreatedMountpoints(); err != nil {
-		errs = append(errs, err)
-	}
 	if s.Bridge != "" {
 		// Deleting the bridge also deletes any veth a crashed kubelet left attached to it.
 		for _, l := range bridgePorts(s.Bridge) {
@@ -514,10 +521,11 @@ func Down(ctx context.Context, dataDir string, log logr.Logger) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("cannot fully stop the local cluster in %s: %w", dataDir, errors.Join(errs...))
+		return errors.Join(errs...)
 	}
-	log.Info("Local cluster is down", "dataDir", dataDir)
-	return removeState(dataDir)
+	unregister(s)
+	// Last, as it removes /run/localcluster when nothing else is in it.
+	return kubelet.RemoveCreatedMountpoints()
 }
 
 func bridgePorts(bridge string) []string {

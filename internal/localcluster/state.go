@@ -22,6 +22,7 @@ type State struct {
 	APIServerURL string `json:"apiServerURL,omitempty"`
 	Kubeconfig   string `json:"kubeconfig,omitempty"`
 	NodeName     string `json:"nodeName,omitempty"`
+	DataDir      string `json:"dataDir,omitempty"`
 }
 
 func statePath(dataDir string) string { return filepath.Join(dataDir, "state.json") }
@@ -38,6 +39,7 @@ func writeState(dataDir string, s *State) error {
 	if err := os.Rename(tmp, statePath(dataDir)); err != nil {
 		return fmt.Errorf("cannot write cluster state: %w", err)
 	}
+	register(s)
 	return nil
 }
 
