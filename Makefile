@@ -29,7 +29,21 @@ generate: ## Regenerate protobuf Go code and deepcopy functions.
 
 .PHONY: manifests
 manifests: ## Regenerate the CRD and RBAC manifests from markers.
-	@if [ -d api ]; then $(MAKE) --no-print-directory $(CONTROLLER_GEN) && $(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases; fi
+	@if [ -d api ]; then $(MAKE) --no-print-directory $(CONTROLLER_GEN) && $(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./api/...;./controllers/...;./cmd/manager/..." output:crd:artifacts:config=config/crd/bases; fi
+
+KUBECTL ?= $(K8S_BIN)/kubectl
+
+.PHONY: install
+install: manifests ## Install the SequencerCluster CRD into the cluster of the current kubeconfig.
+	$(KUBECTL) apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the SequencerCluster CRD (and with it every SequencerCluster).
+	$(KUBECTL) delete --ignore-not-found -k config/crd
+
+.PHONY: run
+run: manifests ## Run the operator from source against the cluster of the current kubeconfig.
+	go run ./cmd/manager --metrics-bind-address=:8082 --health-probe-bind-address=:8083
 
 .PHONY: fmt
 fmt: ## Run gofmt on the module.

@@ -22,6 +22,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -43,6 +45,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	seqv1 "github.com/seqops/sequencer-operator/api/v1alpha1"
 	"github.com/seqops/sequencer-operator/pkg/nodeapi"
@@ -231,6 +234,14 @@ var _ = Describe("SequencerCluster validation", func() {
 			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%s: expected Invalid, got %v", tc.name, err)
 			Expect(err.Error()).To(ContainSubstring(tc.field), tc.name)
 		}
+
+		By("accepting the sample")
+		data, err := os.ReadFile(filepath.Join("..", "config", "samples", "seqops_v1alpha1_sequencercluster.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		sample := &seqv1.SequencerCluster{}
+		Expect(yaml.Unmarshal(data, sample)).To(Succeed())
+		sample.Namespace = ns
+		Expect(k8sClient.Create(suiteCtx, sample)).To(Succeed())
 
 		By("defaulting an accepted minimal cluster")
 		got := getCluster(ns, "immutable")

@@ -115,7 +115,7 @@ func computePhase(in statusInput) seqv1.Phase {
 	switch {
 	case !p.StsExists || !exists:
 		return seqv1.PhasePending
-	case !in.bootstrapped():
+	case !in.bootstrapped() || in.Step.Activity == activityBootstrapping:
 		return seqv1.PhaseBootstrapping
 	case p.Leader == "":
 		return seqv1.PhaseNoQuorum
