@@ -258,6 +258,8 @@ func (r *SequencerClusterReconciler) recordTransitions(c *seqv1.SequencerCluster
 }
 
 func (r *SequencerClusterReconciler) recordMemberMetrics(c *seqv1.SequencerCluster, st seqv1.SequencerClusterStatus) {
+	// Drop the series of members that are gone, then set the current ones.
+	memberLag.DeletePartialMatch(map[string]string{"namespace": c.Namespace, "cluster": c.Name})
 	for _, m := range st.Members {
 		memberLag.WithLabelValues(c.Namespace, c.Name, m.Name).Set(float64(m.Lag))
 	}
