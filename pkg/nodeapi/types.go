@@ -53,6 +53,9 @@ type Status struct {
 	HeadHash string `json:"headHash,omitempty"`
 	// CatchingUp is true while this node's applied index trails the commit index or history is being backfilled.
 	CatchingUp bool `json:"catchingUp"`
+	// Rejoining is true while this node catches up after starting with no data into a cluster that
+	// already existed; until then it refuses to vote or lead.
+	Rejoining bool `json:"rejoining,omitempty"`
 	// Lag is how many committed log entries this node has not applied yet.
 	Lag uint64 `json:"lag"`
 	// Producing is true while this node is the leader and its block producer runs.

@@ -77,6 +77,9 @@ type Config struct {
 	InMemory bool
 	// Autopilot configures promotion of non-voters; zero values take defaults.
 	Autopilot AutopilotConfig
+	// ClusterExists says the cluster was bootstrapped before. A node that then starts with no Raft
+	// state lost its data (or is new): it refuses to vote or lead until EndRejoin, even across restarts.
+	ClusterExists bool
 }
 
 // TransportTLS is the mutual-TLS configuration of the Raft transport.

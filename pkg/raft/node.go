@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -76,6 +79,8 @@ type Node struct {
 	// guards cannot interleave with another change.
 	membership sync.Mutex
 
+	rejoining atomic.Bool
+
 	mu             sync.Mutex
 	autopilotStop  context.CancelFunc
 	leaderChanges  uint64
@@ -114,6 +119,26 @@ func NewNode(cfg Config, fsm *FSM, fetch StatsFetcher, logger hclogger) (*Node, 
 		}
 		n.stores, n.transport = st, trans
 	}
+	if cfg.ClusterExists {
+		has, err := hraft.HasExistingState(n.stores.log, n.stores.stable, n.stores.snaps)
+		if err != nil {
+			n.closeTransport()
+			_ = n.stores.close()
+			return nil, fmt.Errorf("cannot read raft state: %w", err)
+		}
+		if !has {
+			if err := startRejoin(cfg.DataDir); err != nil {
+				n.closeTransport()
+				_ = n.stores.close()
+				return nil, err
+			}
+			n.rejoining.Store(true)
+		}
+	}
+	if rejoinPending(cfg.DataDir) {
+		n.rejoining.Store(true)
+	}
+	n.transport = newVoteGate(n.transport, &n.rejoining, cfg.ID)
 	n.loadSnapshotConfigIndex()
 	fsm.afterRestore = n.loadSnapshotConfigIndex
 	r, err := hraft.NewRaft(cfg.hraftConfig(logger), fsm, n.stores.log, n.stores.stable, n.stores.snaps, n.transport)
@@ -145,7 +170,30 @@ func NewNode(cfg Config, fsm *FSM, fetch StatsFetcher, logger hclogger) (*Node, 
 }
 
 // Transport exposes the in-memory transport for wiring test clusters together.
-func (n *Node) Transport() hraft.Transport { return n.transport }
+func (n *Node) Transport() hraft.Transport {
+	if g, ok := n.transport.(*voteGate); ok {
+		return g.Transport
+	}
+	return n.transport
+}
+
+// Rejoining reports whether this node is catching up after losing its data and so refuses to vote.
+func (n *Node) Rejoining() bool { return n.rejoining.Load() }
+
+// EndRejoin lets a rejoining node vote again; call it once the node holds the committed log.
+func (n *Node) EndRejoin() error {
+	if !n.rejoining.Load() {
+		return nil
+	}
+	if !n.cfg.InMemory {
+		if err := os.Remove(filepath.Join(n.cfg.DataDir, rejoinMarker)); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("cannot end rejoin: %w", err)
+		}
+	}
+	n.rejoining.Store(false)
+	n.changes.Notify()
+	return nil
+}
 
 // ID is this server's Raft ID.
 func (n *Node) ID() string { return n.cfg.ID }

@@ -297,9 +297,18 @@ func TestWipedFirstMemberDoesNotFoundSecondCluster(t *testing.T) {
 	if err := wiped.node.Ready(); err == nil {
 		t.Fatal("a node outside the configuration reports ready")
 	}
+	if !st.Rejoining {
+		t.Fatal("a node with no data in an existing cluster must refuse to vote until caught up")
+	}
 	if _, err := leader.client.AddMember(context.Background(), nodeapi.AddMemberRequest{ID: "n0-wiped", Address: raftAddr("n0-wiped")}); err != nil {
 		t.Fatal(err)
 	}
 	c.waitHeight([]*testNode{wiped}, leader.node.Chain().Head().Height)
+	c.eventually(5*time.Second, "rejoin ends once caught up", func() error {
+		if wiped.node.Status().Rejoining {
+			return errors.New("still rejoining")
+		}
+		return nil
+	})
 	c.assertOneHashPerHeight([]*testNode{wiped, c.nodes["n1"], c.nodes["n2"]})
 }

@@ -122,6 +122,7 @@ func New(cfg Config, log *zap.Logger, opts ...Option) (*Node, error) {
 		TLS:               cfg.RaftTLS,
 		InMemory:          cfg.InMemoryRaft,
 		Autopilot:         cfg.Autopilot,
+		ClusterExists:     cfg.InitialClusterState == ClusterStateExisting,
 	}, n.fsm, n.fetchStats, raftLog)
 	if err != nil {
 		_ = c.Close()
@@ -188,7 +189,8 @@ func (n *Node) Start(ctx context.Context, listen bool) error {
 			}
 		}()
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go func() { defer n.wg.Done(); n.endRejoinWhenCaughtUp(n.ctx) }()
 	go func() { defer n.wg.Done(); n.manager.Run(n.ctx) }()
 	go func() { defer n.wg.Done(); n.relayRaftChanges(n.ctx) }()
 	go func() { defer n.wg.Done(); n.backfill.run(n.ctx) }()
@@ -277,6 +279,27 @@ func (n *Node) relayRaftChanges(ctx context.Context) {
 			return
 		case <-n.raft.Changes():
 			n.changes.Notify()
+		}
+	}
+}
+
+// endRejoinWhenCaughtUp lets a rejoining node vote again once it is a caught-up member holding the
+// committed log and its full history.
+func (n *Node) endRejoinWhenCaughtUp(ctx context.Context) {
+	for n.raft.Rejoining() {
+		changed := n.changes.Changed()
+		if n.Ready() == nil && n.raft.Progress().AppliedIndex > 0 {
+			if err := n.raft.EndRejoin(); err != nil {
+				n.log.Error("Cannot end rejoin", zap.Error(err))
+			} else {
+				n.log.Info("Caught up after rejoining: voting again")
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
 		}
 	}
 }

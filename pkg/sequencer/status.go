@@ -33,6 +33,7 @@ func (n *Node) Status() nodeapi.Status {
 		LastSnapshotIndex: p.LastSnapshotIndex,
 		Height:            head.Height,
 		Producing:         n.manager.Producing(),
+		Rejoining:         n.raft.Rejoining(),
 		Version:           n.cfg.Version,
 	}
 	if leaderAddr != "" {
