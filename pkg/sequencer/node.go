@@ -283,12 +283,12 @@ func (n *Node) relayRaftChanges(ctx context.Context) {
 	}
 }
 
-// endRejoinWhenCaughtUp lets a rejoining node vote again once it is a caught-up member holding the
-// committed log and its full history.
+// endRejoinWhenCaughtUp lets a rejoining node vote again once it is a member that holds the committed
+// log. Historical blocks still being backfilled do not matter for voting: Raft's safety is about the log.
 func (n *Node) endRejoinWhenCaughtUp(ctx context.Context) {
 	for n.raft.Rejoining() {
 		changed := n.changes.Changed()
-		if n.Ready() == nil && n.raft.Progress().AppliedIndex > 0 {
+		if n.caughtUpMember() {
 			if err := n.raft.EndRejoin(); err != nil {
 				n.log.Error("Cannot end rejoin", zap.Error(err))
 			} else {
@@ -302,6 +302,22 @@ func (n *Node) endRejoinWhenCaughtUp(ctx context.Context) {
 		case <-changed:
 		}
 	}
+}
+
+func (n *Node) caughtUpMember() bool {
+	if n.fsm.Err() != nil {
+		return false
+	}
+	cfg, err := n.raft.Configuration()
+	if err != nil {
+		return false
+	}
+	if _, ok := cfg.Has(n.cfg.ID); !ok {
+		return false
+	}
+	p := n.raft.Progress()
+	lid, _ := n.raft.Leader()
+	return lid != "" && p.AppliedIndex > 0 && p.CommitIndex <= p.AppliedIndex+catchUpThreshold
 }
 
 // onCommit runs on Raft's apply goroutine for every newly committed block.
