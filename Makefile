@@ -8,6 +8,8 @@ K8S_BIN ?= $(CURDIR)/bin/k8s/$(K8S_VERSION)
 TOOLS_BIN ?= $(CURDIR)/bin/tools
 CONTROLLER_GEN ?= $(TOOLS_BIN)/controller-gen
 CONTROLLER_GEN_VERSION ?= v0.23.0
+HELM ?= $(TOOLS_BIN)/helm
+HELM_VERSION ?= v3.22.0
 GO_TEST_FLAGS ?= -count=1
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
 
@@ -30,6 +32,7 @@ generate: ## Regenerate protobuf Go code and deepcopy functions.
 .PHONY: manifests
 manifests: ## Regenerate the CRD and RBAC manifests from markers.
 	@if [ -d api ]; then $(MAKE) --no-print-directory $(CONTROLLER_GEN) && $(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./api/...;./controllers/...;./cmd/manager/..." output:crd:artifacts:config=config/crd/bases; fi
+	@if [ -d api ]; then hack/sync-chart.sh; fi
 
 KUBECTL ?= $(K8S_BIN)/kubectl
 
@@ -56,6 +59,10 @@ vet: ## Run go vet.
 .PHONY: verify
 verify: ## Fail when generated files are stale, go.mod is untidy or code is unformatted.
 	hack/verify.sh
+
+.PHONY: verify-chart
+verify-chart: $(HELM) ## Lint and render the Helm chart; fail when it drifted from config/ or cmd/manager's flags.
+	HELM=$(HELM) hack/verify-chart.sh
 
 .PHONY: test
 test: k8s-bins build ## Run all tests (unit, component, envtest; root-only tests run when root).
@@ -100,3 +107,6 @@ k8s-bins: ## Build kube-apiserver, kube-controller-manager, kube-scheduler, kube
 
 $(CONTROLLER_GEN):
 	GOBIN=$(TOOLS_BIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+
+$(HELM):
+	GOBIN=$(TOOLS_BIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
