@@ -282,6 +282,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, retErr error) {
 		"--kubelet-client-certificate=" + pk.KubeletClientCert, "--kubelet-client-key=" + pk.KubeletClientKey,
 		"--kubelet-preferred-address-types=InternalIP",
 		"--kubelet-certificate-authority=" + pk.CACert,
+		// Webhooks and aggregated APIs are called at their endpoints' pod IPs (reachable from the host)
+		// instead of a ClusterIP that no kube-proxy routes.
+		"--enable-aggregator-routing=true",
 	}); err != nil {
 		return nil, err
 	}
