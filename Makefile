@@ -95,6 +95,15 @@ build: ## Build bin/node (and the other binaries as they exist).
 	go build -o bin/node ./cmd/node
 	@for c in manager kubectl-sequencer localcluster; do if [ -d cmd/$$c ]; then echo "go build -o bin/$$c ./cmd/$$c"; go build -o bin/$$c ./cmd/$$c; fi; done
 
+.PHONY: demo
+demo: ## The main job: local control plane + operator (Helm) + a 3-node SequencerCluster, then kubectl get.
+	hack/demo.sh
+
+DEMO_DIR ?= $(CURDIR)/_output/demo
+.PHONY: demo-down
+demo-down: ## Stop the demo's local cluster (its data stays in _output/demo).
+	@if [ -x bin/localcluster ]; then bin/localcluster down --data-dir $(DEMO_DIR); fi
+
 .PHONY: run-cluster
 run-cluster: build ## Run a local three-node sequencer cluster on loopback (Ctrl-C stops it).
 	hack/run-cluster.sh

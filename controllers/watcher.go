@@ -164,13 +164,22 @@ func (w *NodeWatcher) run(ctx context.Context, cw *clusterWatch, pod, url string
 }
 
 // fingerprint keeps the fields whose change must reach the controller at once; height and indexes move with
-// every block and are picked up by the next pass or the resync instead.
+// every block and are picked up by the next pass or the resync instead. The leader's autopilot view is in
+// it because it decides failure tolerance and QuorumHealthy.
 func fingerprint(st *nodeapi.Status) string {
 	if st == nil {
 		return "unreachable"
 	}
-	return st.State + "|" + st.LeaderID + "|" + itoa(st.Term) + "|" + itoa(st.Configuration.Index) + "|" +
-		itoa(uint64(len(st.Configuration.Servers))) + "|" + boolStr(st.CatchingUp) + "|" + boolStr(st.Producing)
+	fp := st.State + "|" + st.LeaderID + "|" + itoa(st.Term) + "|" + itoa(st.Configuration.Index) + "|" +
+		itoa(uint64(len(st.Configuration.Servers))) + "|" + boolStr(st.CatchingUp) + "|" + boolStr(st.Producing) + "|" +
+		boolStr(st.Rejoining)
+	if ap := st.Autopilot; ap != nil {
+		fp += "|" + boolStr(ap.Healthy) + "|" + itoa(uint64(max(ap.FailureTolerance, 0)))
+		for _, s := range ap.Servers {
+			fp += "|" + s.ID + ":" + boolStr(s.Healthy) + boolStr(s.Voter)
+		}
+	}
+	return fp
 }
 
 func (w *NodeWatcher) observe(ctx context.Context, cw *clusterWatch, pod string, st *nodeapi.Status) {
