@@ -29,6 +29,12 @@ func openStores(dataDir string, logger hclogger) (*stores, error) {
 		return nil, fmt.Errorf("cannot create data directory %s: %w", dataDir, err)
 	}
 	path := filepath.Join(dataDir, "raft.db")
+	if err := checkBoltFile(path); err != nil {
+		return nil, err
+	}
+	if err := checkSnapshots(dataDir); err != nil {
+		return nil, err
+	}
 	bolt, err := openBolt(path)
 	if err != nil {
 		return nil, err
@@ -71,8 +77,7 @@ func openBolt(path string) (store *raftboltdb.BoltStore, err error) {
 	return store, nil
 }
 
-// checkLogStore reads the first and last log entries so that a damaged log is found at start, not at
-// the first election.
+// checkLogStore reads every log entry so that a damaged log is found at start, not at the first election.
 func checkLogStore(store *raftboltdb.BoltStore, path string) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -87,10 +92,12 @@ func checkLogStore(store *raftboltdb.BoltStore, path string) (err error) {
 	if err != nil {
 		return fmt.Errorf("raft log %s is unreadable: %w", path, err)
 	}
-	for _, idx := range []uint64{first, last} {
-		if idx == 0 {
-			continue
-		}
+	if first == 0 {
+		return nil
+	}
+	// Every entry must decode: the log is short (snapshots compact it), and a damaged entry found now
+	// is a clear error instead of a halt in the middle of a term.
+	for idx := first; idx <= last; idx++ {
 		var entry hraft.Log
 		if err := store.GetLog(idx, &entry); err != nil {
 			return fmt.Errorf("raft log %s is corrupted at index %d: %w", path, idx, err)
