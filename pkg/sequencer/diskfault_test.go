@@ -72,8 +72,8 @@ func TestCorruptedStateIsReportedAtStart(t *testing.T) {
 	}
 
 	cases := []struct {
-		name string
-		file string // relative to the data dir
+		name   string
+		file   string // relative to the data dir
 		damage func(t *testing.T, path string)
 	}{
 		{"raft log and stable store", "raft/raft.db", scribbleFrom(8192)},
