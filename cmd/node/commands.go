@@ -78,6 +78,7 @@ type runFlags struct {
 	heartbeat, election, leaderLease, commit time.Duration
 	snapshotThreshold, trailingLogs          uint64
 	snapshotInterval                         time.Duration
+	recoveryFile                             string
 	maxTxsPerBlock                           int
 	stabilization                            time.Duration
 	tlsCert, tlsKey, tlsCA                   string
@@ -124,6 +125,7 @@ func newRunCommand() *cobra.Command {
 	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "PEM certificate for mutual TLS on the Raft transport and the node API (with --tls-key-file and --tls-ca-file)")
 	fs.StringVar(&f.tlsKey, "tls-key-file", "", "PEM private key of --tls-cert-file")
 	fs.StringVar(&f.tlsCA, "tls-ca-file", "", "PEM CA bundle that peers' certificates must chain to")
+	fs.StringVar(&f.recoveryFile, "recovery-file", "", "hashicorp/raft peers JSON applied once at start to recover from a lost quorum (docs/runbook.md); ignored when absent or already applied")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
@@ -208,6 +210,7 @@ func (f runFlags) config() (sequencer.Config, error) {
 		SnapshotThreshold:   f.snapshotThreshold,
 		TrailingLogs:        f.trailingLogs,
 		SnapshotInterval:    f.snapshotInterval,
+		RecoveryFile:        f.recoveryFile,
 		Autopilot:           sraft.AutopilotConfig{StabilizationTime: f.stabilization},
 	}
 	if f.blockTime <= 0 {

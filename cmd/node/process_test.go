@@ -224,3 +224,83 @@ func tail(b []byte, n int) []byte {
 	}
 	return b
 }
+
+// TestRecoverFromLostQuorum loses two of three nodes for good: the survivor cannot produce; restarted
+// with a recovery file naming only itself, it leads again from its own chain, and a new member can join.
+func TestRecoverFromLostQuorum(t *testing.T) {
+	bin := buildNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	c, err := nodeproc.Start(ctx, nodeproc.Options{Bin: bin, Dir: dir, Args: []string{"--block-time", "50ms", "--log-level", "warn"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.StopAll()
+	if err := c.WaitHeight(ctx, 20); err != nil {
+		t.Fatal(err)
+	}
+	survivor := c.Nodes[0]
+	for _, p := range c.Nodes[1:] {
+		c.Kill(p)
+	}
+	time.Sleep(time.Second)
+	st, err := survivor.Client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Producing {
+		t.Fatal("a node without a quorum is producing")
+	}
+	lost := st.Height
+	time.Sleep(500 * time.Millisecond)
+	if st2, _ := survivor.Client.Status(ctx); st2.Height != lost {
+		t.Fatalf("the chain moved without a quorum: %d -> %d", lost, st2.Height)
+	}
+
+	if err := c.Stop(survivor); err != nil {
+		t.Fatalf("survivor did not stop cleanly: %v", err)
+	}
+	recovery := filepath.Join(dir, "recovery.json")
+	if err := os.WriteFile(recovery, []byte(fmt.Sprintf(`[{"id":%q,"address":%q,"non_voter":false}]`, survivor.ID, st.Address)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RestartWith(survivor, "--recovery-file", recovery); err != nil {
+		t.Fatal(err)
+	}
+	leader, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatalf("no leader after recovery: %v", err)
+	}
+	if leader != survivor {
+		t.Fatalf("%s leads, want the survivor %s", leader.ID, survivor.ID)
+	}
+	after, _ := survivor.Client.Status(ctx)
+	if after.Height < lost {
+		t.Fatalf("recovery lost blocks: height %d, had %d", after.Height, lost)
+	}
+	if len(after.Configuration.Servers) != 1 {
+		t.Fatalf("configuration after recovery: %+v", after.Configuration)
+	}
+	// Restarting with the same file again changes nothing: it was applied once.
+	if err := c.Stop(survivor); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RestartWith(survivor, "--recovery-file", recovery); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Leader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A lost member comes back with a wiped disk and joins as a non-voter that is promoted.
+	wiped := c.Nodes[1]
+	if err := os.RemoveAll(wiped.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RestartWith(wiped, "--join", survivor.API, "--initial-cluster-state", "existing"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitVoters(ctx, 2); err != nil {
+		t.Fatalf("wiped member did not rejoin: %v", err)
+	}
+}

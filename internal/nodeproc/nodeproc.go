@@ -186,6 +186,9 @@ func (c *Cluster) Stop(p *Proc) error { return p.signal(syscall.SIGTERM) }
 // Restart starts a stopped node again on its data dir; it rejoins as the member it was.
 func (c *Cluster) Restart(p *Proc) error { return c.launch(p) }
 
+// RestartWith starts a stopped node again with extra flags.
+func (c *Cluster) RestartWith(p *Proc, args ...string) error { return c.launch(p, args...) }
+
 // Running reports whether the process is alive.
 func (p *Proc) Running() bool {
 	p.mu.Lock()

@@ -77,6 +77,9 @@ type Config struct {
 	InMemory bool
 	// Autopilot configures promotion of non-voters; zero values take defaults.
 	Autopilot AutopilotConfig
+	// RecoveryFile, when it exists and was not applied before, replaces the Raft configuration before
+	// Raft starts (hashicorp/raft's peers JSON). It recovers a cluster that lost its quorum.
+	RecoveryFile string
 	// ClusterExists says the cluster was bootstrapped before. A node that then starts with no Raft
 	// state lost its data (or is new): it refuses to vote or lead until EndRejoin, even across restarts.
 	ClusterExists bool

@@ -139,6 +139,13 @@ func NewNode(cfg Config, fsm *FSM, fetch StatsFetcher, logger hclogger) (*Node, 
 		n.rejoining.Store(true)
 	}
 	n.transport = newVoteGate(n.transport, &n.rejoining, cfg.ID)
+	if !cfg.InMemory {
+		if _, err := recoverIfAsked(cfg, fsm, n.stores, n.transport, logger); err != nil {
+			n.closeTransport()
+			_ = n.stores.close()
+			return nil, err
+		}
+	}
 	n.loadSnapshotConfigIndex()
 	fsm.afterRestore = n.loadSnapshotConfigIndex
 	r, err := hraft.NewRaft(cfg.hraftConfig(logger), fsm, n.stores.log, n.stores.stable, n.stores.snaps, n.transport)

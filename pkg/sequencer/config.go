@@ -58,6 +58,9 @@ type Config struct {
 	SnapshotInterval time.Duration
 	// Autopilot tunes promotion of non-voters.
 	Autopilot sraft.AutopilotConfig
+	// RecoveryFile names a hashicorp/raft peers JSON file applied once at start to recover from a lost
+	// quorum (see docs/runbook.md).
+	RecoveryFile string
 	// RaftTLS, when set, runs the Raft transport over mutual TLS.
 	RaftTLS *sraft.TransportTLS
 	// APITLS, when set, serves the node API over TLS; APIClientTLS is used to call peers' APIs.

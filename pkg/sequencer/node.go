@@ -123,6 +123,7 @@ func New(cfg Config, log *zap.Logger, opts ...Option) (*Node, error) {
 		InMemory:          cfg.InMemoryRaft,
 		Autopilot:         cfg.Autopilot,
 		ClusterExists:     cfg.InitialClusterState == ClusterStateExisting,
+		RecoveryFile:      cfg.RecoveryFile,
 	}, n.fsm, n.fetchStats, raftLog)
 	if err != nil {
 		_ = c.Close()
