@@ -68,6 +68,11 @@ verify-chart: $(HELM) ## Lint and render the Helm chart; fail when it drifted fr
 test: k8s-bins build ## Run all tests (unit, component, envtest; root-only tests run when root).
 	go test $(GO_TEST_FLAGS) ./...
 
+E2E_FLAGS ?=
+.PHONY: test-e2e
+test-e2e: k8s-bins build $(HELM) ## Run the e2e suite (root): local control plane, operator via Helm, real nodes. E2E_FLAGS='-ginkgo.label-filter=failover'
+	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/ -ginkgo.v $(E2E_FLAGS)
+
 .PHONY: bench
 bench: ## Full node benchmarks (failover, switchover, commit path, encoding): table, docs/benchmarks.md, plots, raw JSON.
 	@mkdir -p bin
@@ -86,6 +91,38 @@ bench-quick: ## A smaller benchmark run (under five minutes); report and JSON in
 .PHONY: bench-go
 bench-go: ## Run the Go benchmarks.
 	go test -run '^$$' -bench . -benchmem ./pkg/...
+
+##@ Robustness
+
+CHAOS_SEED ?= $(shell date +%s)
+CHAOS_FAULTS ?= 100
+CHAOS_NODES ?= 3
+CHAOS_OUT ?= _output/chaos
+.PHONY: chaos
+chaos: ## Fault campaign: real nodes in network namespaces under load, >=100 seeded faults (root); prints the seed and the report.
+	@mkdir -p bin $(CHAOS_OUT)
+	go build -o bin/node ./cmd/node
+	go build -o bin/seqchaos ./cmd/seqchaos
+	bin/seqchaos --seed $(CHAOS_SEED) --faults $(CHAOS_FAULTS) --nodes $(CHAOS_NODES) --bin bin/node --dir $(CHAOS_OUT)/run --out $(CHAOS_OUT)/report.md --json $(CHAOS_OUT)/report.json
+
+.PHONY: chaos-quick
+chaos-quick: ## CI-sized fault campaign (20 faults, about three minutes, root).
+	@$(MAKE) --no-print-directory chaos CHAOS_FAULTS=20
+
+# Fuzz targets as package:Target; `go test -fuzz` runs one target at a time.
+FUZZ_TARGETS ?= ./pkg/chain:FuzzDecodeEntry ./pkg/chain:FuzzUnmarshalBlock ./pkg/chain:FuzzRestore ./pkg/raft:FuzzFSMApply ./pkg/nodeapi:FuzzServerRequest
+FUZZTIME ?= 10m
+FUZZ_PARALLEL ?= 0
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 10m); findings land in the package's testdata/fuzz.
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "=== fuzz $$name in $$pkg for $(FUZZTIME)"; \
+		go test $$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$( [ "$(FUZZ_PARALLEL)" != 0 ] && echo -parallel $(FUZZ_PARALLEL) ) || exit 1; \
+	done
+
+.PHONY: fuzz-quick
+fuzz-quick: ## Run every fuzz target for 15s.
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=15s
 
 ##@ Build
 
