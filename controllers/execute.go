@@ -94,6 +94,23 @@ func (r *SequencerClusterReconciler) execute(ctx context.Context, s *scope) erro
 		if err = r.clearTransferAnnotation(ctx, c); err == nil {
 			r.event(c, corev1.EventTypeNormal, "SwitchoverDone", "Switchover", "%s leads as requested", st.Target)
 		}
+	case stepStartRecovery:
+		err = r.startRecovery(ctx, s)
+		if err == nil {
+			r.event(c, corev1.EventTypeWarning, "RecoveryStarted", "Recovery", "%s", st.Message)
+		}
+	case stepFinishRecovery:
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: recoveryConfigMapName(c)}}
+		if err = r.Client.Delete(ctx, cm); err == nil || apierrors.IsNotFound(err) {
+			if err = r.clearAnnotation(ctx, c, seqv1.AnnotationRecoverFrom); err == nil {
+				r.event(c, corev1.EventTypeNormal, "Recovered", "Recovery", "%s; the other members are added back as non-voters", st.Message)
+			}
+		}
+	case stepRejectRecovery:
+		s.rejection, s.rejectionReason = st.Message, seqv1.ReasonRecoveryRejected
+		if err = r.clearAnnotation(ctx, c, seqv1.AnnotationRecoverFrom); err == nil {
+			r.event(c, corev1.EventTypeWarning, "RecoveryRejected", "Recovery", "%s", st.Message)
+		}
 	case stepRejectSwitchover:
 		s.rejection = st.Message
 		if err = r.clearTransferAnnotation(ctx, c); err == nil {
@@ -126,10 +143,42 @@ func (r *SequencerClusterReconciler) failpoint(ctx context.Context, name string)
 	return nil
 }
 
+// startRecovery hands the target its recovery file (a Raft configuration naming only itself) through the
+// recovery ConfigMap, mounted in every node pod, and restarts it so it applies the file.
+func (r *SequencerClusterReconciler) startRecovery(ctx context.Context, s *scope) error {
+	c, t := s.cluster, s.step.Target
+	peers, err := json.Marshal([]map[string]any{{"id": t, "address": raftAddress(c, t), "non_voter": false}})
+	if err != nil {
+		return fmt.Errorf("cannot encode the recovery configuration: %w", err)
+	}
+	cm := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: recoveryConfigMapName(c), Namespace: c.Namespace, Labels: objectLabels(c)},
+		Data:       map[string]string{t + ".json": string(peers)},
+	}
+	if err := r.apply(ctx, c, cm); err != nil {
+		return err
+	}
+	if pod := s.pods[t]; pod != nil {
+		if err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("cannot restart %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
 // clearTransferAnnotation removes the switchover request; done or refused, it is not acted on again.
 func (r *SequencerClusterReconciler) clearTransferAnnotation(ctx context.Context, c *seqv1.SequencerCluster) error {
+	return r.clearAnnotation(ctx, c, seqv1.AnnotationTransferLeaderTo)
+}
+
+// clearAnnotation removes a request annotation; done or refused, it is not acted on again.
+func (r *SequencerClusterReconciler) clearAnnotation(ctx context.Context, c *seqv1.SequencerCluster, key string) error {
+	if _, ok := c.Annotations[key]; !ok {
+		return nil
+	}
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
-		"annotations": map[string]any{seqv1.AnnotationTransferLeaderTo: nil},
+		"annotations": map[string]any{key: nil},
 	}})
 	if err != nil {
 		return fmt.Errorf("cannot build annotation patch: %w", err)
@@ -137,7 +186,7 @@ func (r *SequencerClusterReconciler) clearTransferAnnotation(ctx context.Context
 	obj := &seqv1.SequencerCluster{}
 	obj.Name, obj.Namespace = c.Name, c.Namespace
 	if err := r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return fmt.Errorf("cannot remove annotation %s: %w", seqv1.AnnotationTransferLeaderTo, err)
+		return fmt.Errorf("cannot remove annotation %s: %w", key, err)
 	}
 	return nil
 }

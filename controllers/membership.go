@@ -42,6 +42,9 @@ const (
 	stepReplacePod         stepKind = "ReplacePod"
 	stepFinishSwitchover   stepKind = "FinishSwitchover"
 	stepRejectSwitchover   stepKind = "RejectSwitchover"
+	stepStartRecovery      stepKind = "StartRecovery"
+	stepFinishRecovery     stepKind = "FinishRecovery"
+	stepRejectRecovery     stepKind = "RejectRecovery"
 )
 
 // activity is what the cluster is busy with; it drives the phase and the Progressing condition.
@@ -54,6 +57,7 @@ const (
 	activityScalingDown   activity = "ScalingDown"
 	activityUpdating      activity = "Updating"
 	activitySwitchover    activity = "Switchover"
+	activityRecovering    activity = "Recovering"
 )
 
 // step is the planner's decision: one action (or a wait) with the reason.
@@ -101,6 +105,10 @@ type planInput struct {
 	Health *nodeapi.AutopilotHealth
 	// TransferTarget is the value of the seqops.io/transfer-leader-to annotation.
 	TransferTarget string
+	// RecoverFrom is the value of the seqops.io/recover-from annotation.
+	RecoverFrom string
+	// RecoveryFor names the pod the recovery ConfigMap holds a file for ("" when there is none).
+	RecoveryFor string
 	// DeleteVolumes is true when storage.retentionPolicy is Delete.
 	DeleteVolumes bool
 	// Volumes are the ordinals that still have a data PVC.
@@ -159,6 +167,11 @@ func planStep(in planInput) step {
 		}
 		return step{Activity: activityBootstrapping, Message: fmt.Sprintf("waiting for %s to bootstrap the Raft cluster", in.pod(0))}
 	}
+	// A recovery is an explicit request for the one situation nothing else acts in (no quorum), so it is
+	// served even while paused; a leftover recovery file is always cleaned up once a leader exists.
+	if in.RecoverFrom != "" || (in.RecoveryFor != "" && in.Leader != "") {
+		return planRecovery(in)
+	}
 	if in.Paused {
 		return step{Message: "paused: membership changes, rollouts and switchovers are frozen"}
 	}
@@ -171,6 +184,47 @@ func planStep(in planInput) step {
 		}
 	}
 	return step{}
+}
+
+// planRecovery serves the seqops.io/recover-from annotation: rebuild a cluster that lost its quorum from its most
+// up-to-date survivor. The node does the work (hashicorp/raft's RecoverCluster from a file naming only itself);
+// the operator picks nothing by itself, checks the request, hands the node its file and restarts it.
+func planRecovery(in planInput) step {
+	t := in.RecoverFrom
+	switch {
+	case in.Leader != "" && in.RecoveryFor != "":
+		return step{Kind: stepFinishRecovery, Activity: activityRecovering, Target: in.RecoveryFor,
+			Message: fmt.Sprintf("%s leads again after the recovery", in.Leader)}
+	case in.Leader != "":
+		return rejectRecovery(t, fmt.Sprintf("%s leads: recovery is only for a cluster that lost its quorum", in.Leader))
+	case in.RecoveryFor != "":
+		return step{Activity: activityRecovering, Target: in.RecoveryFor,
+			Message: fmt.Sprintf("waiting for %s to restart from the recovery file and lead", in.RecoveryFor)}
+	}
+	ord := parseOrdinal(in.Name, t)
+	if ord < 0 || ord >= in.Desired {
+		return rejectRecovery(t, fmt.Sprintf("not one of the desired pods %s-0..%d", in.Name, in.Desired-1))
+	}
+	pv := in.Pods[t]
+	if pv.Node == nil {
+		return rejectRecovery(t, "its node API does not answer: recover from a survivor that runs")
+	}
+	if pv.Node.Height == 0 || len(pv.Node.Configuration.Servers) == 0 {
+		return rejectRecovery(t, "it has no chain or Raft state to recover from")
+	}
+	for name, other := range in.Pods {
+		if other.Node != nil && name != t && other.Node.LastLogIndex > pv.Node.LastLogIndex {
+			return rejectRecovery(t, fmt.Sprintf("%s is more up to date (log index %d, %s has %d): recover from the most up-to-date survivor",
+				name, other.Node.LastLogIndex, t, pv.Node.LastLogIndex))
+		}
+	}
+	return step{Kind: stepStartRecovery, Activity: activityRecovering, Target: t,
+		Message: fmt.Sprintf("recovering the lost quorum from %s (log index %d): it restarts as the one voter", t, pv.Node.LastLogIndex)}
+}
+
+func rejectRecovery(target, why string) step {
+	return step{Kind: stepRejectRecovery, Activity: activityRecovering, Target: target,
+		Message: fmt.Sprintf("cannot recover from %q: %s", target, why)}
 }
 
 // planSwitchover serves the seqops.io/transfer-leader-to annotation.

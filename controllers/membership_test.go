@@ -418,3 +418,74 @@ func TestScaleDownConverges(t *testing.T) {
 		t.Fatalf("first step %s, want the leader to hand over first", kinds[0])
 	}
 }
+
+func TestPlanRecovery(t *testing.T) {
+	// Quorum lost: only c-0 and c-1 of five voters answer; c-1 has the longer log.
+	lost := func() planInput {
+		in := cluster{desired: 5, sts: 5, members: []string{"0:V", "1:V", "2:V", "3:V", "4:V"}, pods: []int{0, 1}, leader: -1}.input()
+		for id, pv := range in.Pods {
+			pv.Node.Height = 100
+			if id == "c-1" {
+				pv.Node.LastLogIndex = 12
+			}
+		}
+		return in
+	}
+	cases := []struct {
+		name   string
+		in     planInput
+		mutate func(*planInput)
+		want   step
+	}{
+		{"start from the most up-to-date survivor, even while paused", lost(),
+			func(in *planInput) { in.RecoverFrom, in.Paused = "c-1", true },
+			step{Kind: stepStartRecovery, Activity: activityRecovering, Target: "c-1"}},
+		{"refuse a survivor that is behind another", lost(),
+			func(in *planInput) { in.RecoverFrom = "c-0" },
+			step{Kind: stepRejectRecovery, Activity: activityRecovering, Target: "c-0"}},
+		{"refuse a pod that does not answer", lost(),
+			func(in *planInput) { in.RecoverFrom = "c-3" },
+			step{Kind: stepRejectRecovery, Activity: activityRecovering, Target: "c-3"}},
+		{"refuse a pod outside the cluster", lost(),
+			func(in *planInput) { in.RecoverFrom = "c-7" },
+			step{Kind: stepRejectRecovery, Activity: activityRecovering, Target: "c-7"}},
+		{"refuse a node without state", lost(),
+			func(in *planInput) { in.RecoverFrom, in.Pods["c-1"].Node.Configuration.Servers = "c-1", nil },
+			step{Kind: stepRejectRecovery, Activity: activityRecovering, Target: "c-1"}},
+		{"refuse while a leader exists",
+			cluster{desired: 3, sts: 3, members: []string{"0:V", "1:V", "2:V"}, pods: []int{0, 1, 2}, leader: 0}.input(),
+			func(in *planInput) { in.RecoverFrom = "c-1" },
+			step{Kind: stepRejectRecovery, Activity: activityRecovering, Target: "c-1"}},
+		{"wait for the target to restart and lead", lost(),
+			func(in *planInput) { in.RecoverFrom, in.RecoveryFor = "c-1", "c-1" },
+			step{Activity: activityRecovering, Target: "c-1"}},
+		{"finish once it leads",
+			cluster{desired: 5, sts: 5, members: []string{"1:V"}, pods: []int{0, 1}, leader: 1}.input(),
+			func(in *planInput) { in.RecoverFrom, in.RecoveryFor = "c-1", "c-1" },
+			step{Kind: stepFinishRecovery, Activity: activityRecovering, Target: "c-1"}},
+		{"clean up a leftover recovery file after a crash between the steps",
+			cluster{desired: 5, sts: 5, members: []string{"1:V"}, pods: []int{0, 1}, leader: 1}.input(),
+			func(in *planInput) { in.RecoveryFor = "c-1" },
+			step{Kind: stepFinishRecovery, Activity: activityRecovering, Target: "c-1"}},
+		{"after the recovery, the lost members come back as non-voters",
+			cluster{desired: 5, sts: 5, members: []string{"1:V"}, pods: []int{0, 1, 2, 3, 4}, leader: 1}.input(),
+			nil,
+			step{Kind: stepAddMember, Activity: activityScalingUp, Member: "c-0"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.in
+			if tc.mutate != nil {
+				tc.mutate(&in)
+			}
+			got := planStep(in)
+			if got.Message == "" && got.Kind != stepWait {
+				t.Errorf("step %s has no message", got.Kind)
+			}
+			got.Message = ""
+			if got != tc.want {
+				t.Errorf("planStep() = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}

@@ -35,9 +35,11 @@ const (
 	tokenMountPath = "/etc/seqops/api-token"
 	keyMountPath   = "/etc/seqops/signing-key"
 	tlsMountPath   = "/etc/seqops/tls"
-	tokenKey       = "token"
-	signingKeyKey  = "signing.key"
-	containerName  = "node"
+	// recoveryMountPath holds <pod>.json recovery files from the recovery ConfigMap, when one exists.
+	recoveryMountPath = "/etc/seqops/recovery"
+	tokenKey          = "token"
+	signingKeyKey     = "signing.key"
+	containerName     = "node"
 
 	// configKeyInitialState is the ConfigMap key read by the pods as SEQ_INITIAL_CLUSTER_STATE. It flips from
 	// "new" to "existing" once, when the operator first sees a leader, and never back: a wiped pod 0 then
@@ -57,8 +59,11 @@ func clientServiceName(c *seqv1.SequencerCluster) string { return c.Name }
 func leaderServiceName(c *seqv1.SequencerCluster) string { return c.Name + "-leader" }
 func pdbName(c *seqv1.SequencerCluster) string           { return c.Name }
 func configMapName(c *seqv1.SequencerCluster) string     { return c.Name + "-config" }
-func tokenSecretName(c *seqv1.SequencerCluster) string   { return c.Name + "-api-token" }
-func certificateName(c *seqv1.SequencerCluster) string   { return c.Name + "-raft-tls" }
+
+// recoveryConfigMapName exists only while a quorum-loss recovery runs.
+func recoveryConfigMapName(c *seqv1.SequencerCluster) string { return c.Name + "-recovery" }
+func tokenSecretName(c *seqv1.SequencerCluster) string       { return c.Name + "-api-token" }
+func certificateName(c *seqv1.SequencerCluster) string       { return c.Name + "-raft-tls" }
 
 // signingKeySecretName is the Secret holding the signing key: the user's, or the one the operator generates.
 func signingKeySecretName(c *seqv1.SequencerCluster) string {

@@ -87,6 +87,8 @@ func (r *SequencerClusterReconciler) observe(ctx context.Context, s *scope) erro
 		Paused:         c.Spec.Paused,
 		Pods:           views,
 		TransferTarget: c.Annotations[seqv1.AnnotationTransferLeaderTo],
+		RecoverFrom:    c.Annotations[seqv1.AnnotationRecoverFrom],
+		RecoveryFor:    s.recoveryFor,
 		DeleteVolumes:  c.Spec.Storage.RetentionPolicy == seqv1.PVCDelete,
 		Volumes:        volumes,
 	}

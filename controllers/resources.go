@@ -135,6 +135,8 @@ func nodeArgs(c *seqv1.SequencerCluster) []string {
 		"--bootstrap-id=" + podName(c, 0),
 		"--api-token-file=" + tokenMountPath + "/" + tokenKey,
 		"--signing-key-file=" + keyMountPath + "/" + signingKeyKey,
+		// Present only on the pod a quorum-loss recovery targets; the node applies it once.
+		"--recovery-file=" + recoveryMountPath + "/$(POD_NAME).json",
 	}
 	for _, f := range []struct{ flag, value string }{
 		{"--block-time", c.Spec.BlockTime},
@@ -200,6 +202,7 @@ func buildPodTemplate(c *seqv1.SequencerCluster) corev1.PodTemplateSpec {
 		{Name: "api-token", MountPath: tokenMountPath, ReadOnly: true},
 		{Name: "signing-key", MountPath: keyMountPath, ReadOnly: true},
 		{Name: "tmp", MountPath: "/tmp"},
+		{Name: "recovery", MountPath: recoveryMountPath, ReadOnly: true},
 	}
 	volumes := []corev1.Volume{
 		{Name: "api-token", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
@@ -208,6 +211,8 @@ func buildPodTemplate(c *seqv1.SequencerCluster) corev1.PodTemplateSpec {
 			SecretName: signingKeySecretName(c), DefaultMode: ptr.To[int32](0o440),
 			Items: []corev1.KeyToPath{{Key: signingKeyKey, Path: signingKeyKey}}}}},
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "recovery", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: recoveryConfigMapName(c)}, Optional: ptr.To(true)}}},
 	}
 	if s := tlsSecretName(c); s != "" {
 		mounts = append(mounts, corev1.VolumeMount{Name: "raft-tls", MountPath: tlsMountPath, ReadOnly: true})
@@ -229,6 +234,8 @@ func buildPodTemplate(c *seqv1.SequencerCluster) corev1.PodTemplateSpec {
 		Spec: corev1.PodSpec{
 			// A leader hands leadership over on SIGTERM before it stops; give it time.
 			TerminationGracePeriodSeconds: ptr.To[int64](30),
+			// Nodes never talk to the Kubernetes API.
+			AutomountServiceAccountToken: ptr.To(false),
 			SecurityContext: &corev1.PodSecurityContext{
 				RunAsNonRoot:   ptr.To(true),
 				RunAsUser:      ptr.To[int64](65532),

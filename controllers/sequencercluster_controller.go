@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -87,6 +88,10 @@ type scope struct {
 	input        planInput
 	step         step
 	rejection    string
+	// rejectionReason is the condition reason of rejection.
+	rejectionReason string
+	// recoveryFor is the pod the recovery ConfigMap holds a file for.
+	recoveryFor string
 }
 
 // errFailpoint marks an injected crash.
@@ -147,12 +152,13 @@ func (r *SequencerClusterReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	}
 
 	status := computeStatus(statusInput{
-		Generation: c.Generation,
-		Previous:   c.Status,
-		Plan:       s.input,
-		Step:       s.step,
-		Rejection:  s.rejection,
-		Now:        r.now(),
+		Generation:      c.Generation,
+		Previous:        c.Status,
+		Plan:            s.input,
+		Step:            s.step,
+		Rejection:       s.rejection,
+		RejectionReason: s.rejectionReason,
+		Now:             r.now(),
 	})
 	r.recordTransitions(c, status)
 	r.recordMemberMetrics(c, status)
@@ -205,6 +211,27 @@ func (r *SequencerClusterReconciler) readBootstrapState(ctx context.Context, s *
 		return fmt.Errorf("cannot read ConfigMap %s: %w", configMapName(s.cluster), err)
 	}
 	s.bootstrapped = s.bootstrapped || cm.Data[configKeyInitialState] == initialStateExisting
+	return r.readRecovery(ctx, s)
+}
+
+// readRecovery finds a quorum-loss recovery in progress: the recovery ConfigMap and the pod it is for.
+func (r *SequencerClusterReconciler) readRecovery(ctx context.Context, s *scope) error {
+	cm := &corev1.ConfigMap{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.cluster.Namespace, Name: recoveryConfigMapName(s.cluster)}, cm)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("cannot read ConfigMap %s: %w", recoveryConfigMapName(s.cluster), err)
+	}
+	for key := range cm.Data {
+		if pod, ok := strings.CutSuffix(key, ".json"); ok {
+			s.recoveryFor = pod
+		}
+	}
+	if s.recoveryFor == "" {
+		s.recoveryFor = recoveryConfigMapName(s.cluster) // an unexpected ConfigMap still gets cleaned up
+	}
 	return nil
 }
 

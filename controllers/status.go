@@ -42,9 +42,11 @@ type statusInput struct {
 	Previous   seqv1.SequencerClusterStatus
 	Plan       planInput
 	Step       step
-	// Rejection is the message of a switchover request refused in this pass.
+	// Rejection is the message of a switchover or recovery request refused in this pass.
 	Rejection string
-	Now       time.Time
+	// RejectionReason is the condition reason for Rejection (SwitchoverRejected when empty).
+	RejectionReason string
+	Now             time.Time
 }
 
 func (in statusInput) bootstrapped() bool {
@@ -188,7 +190,11 @@ func computeConditions(in statusInput) []metav1.Condition {
 	prev := meta.FindStatusCondition(in.Previous.Conditions, seqv1.ConditionProgressing)
 	switch {
 	case in.Rejection != "":
-		progressing = cond(seqv1.ConditionProgressing, false, seqv1.ReasonSwitchoverRejected, in.Rejection)
+		reason := in.RejectionReason
+		if reason == "" {
+			reason = seqv1.ReasonSwitchoverRejected
+		}
+		progressing = cond(seqv1.ConditionProgressing, false, reason, in.Rejection)
 	case p.Paused && in.bootstrapped():
 		progressing = cond(seqv1.ConditionProgressing, false, seqv1.ReasonPaused, "spec.paused is set: membership changes, rollouts and switchovers are frozen")
 	case in.Step.Activity != activityNone:
@@ -221,6 +227,8 @@ func activityReason(a activity) string {
 		return seqv1.ReasonScalingDown
 	case activityUpdating:
 		return seqv1.ReasonRollingUpdate
+	case activityRecovering:
+		return seqv1.ReasonRecovery
 	default:
 		return seqv1.ReasonSwitchover
 	}

@@ -46,6 +46,8 @@ const (
 	ReasonRollingUpdate       = "RollingUpdate"
 	ReasonSwitchover          = "Switchover"
 	ReasonSwitchoverRejected  = "SwitchoverRejected"
+	ReasonRecovery            = "Recovery"
+	ReasonRecoveryRejected    = "RecoveryRejected"
 	ReasonPaused              = "Paused"
 	ReasonReconciled          = "Reconciled"
 	ReasonWaitingForMembers   = "WaitingForMembers"
@@ -60,6 +62,11 @@ const (
 	LabelRole = "seqops.io/role"
 	// AnnotationTransferLeaderTo asks the operator to hand leadership to the named pod (a switchover).
 	AnnotationTransferLeaderTo = "seqops.io/transfer-leader-to"
+	// AnnotationRecoverFrom asks the operator to recover a cluster that lost its quorum from the named pod, the
+	// most up-to-date survivor: that node restarts with a Raft configuration naming only itself, leads again
+	// from its own log, and the operator adds the other members back as non-voters. It is acted on only while
+	// no node leads, and removed when done or refused. Nothing triggers a recovery automatically.
+	AnnotationRecoverFrom = "seqops.io/recover-from"
 	// AnnotationTemplateHash on a pod is the hash of the pod template it was created from.
 	AnnotationTemplateHash = "seqops.io/template-hash"
 )

@@ -49,6 +49,13 @@ func recoverIfAsked(cfg Config, fsm *FSM, st *stores, trans hraft.Transport, log
 	if !self {
 		return false, fmt.Errorf("recovery file %s does not name this node (%s) as a voter: apply it on a survivor that is in it", cfg.RecoveryFile, cfg.ID)
 	}
+	if has, err := hraft.HasExistingState(st.log, st.stable, st.snaps); err != nil {
+		return false, fmt.Errorf("cannot read raft state: %w", err)
+	} else if !has {
+		// A node that lost its data has nothing to recover from; it rejoins as a non-voter instead.
+		logger.Warn("Ignoring the recovery file: this node has no raft state", "file", cfg.RecoveryFile)
+		return false, nil
+	}
 	logger.Warn("Recovering the raft configuration from a file: the cluster had lost its quorum", "file", cfg.RecoveryFile, "servers", len(conf.Servers))
 	if err := hraft.RecoverCluster(cfg.hraftConfig(logger), fsm, st.log, st.stable, st.snaps, trans, conf); err != nil {
 		return false, fmt.Errorf("cannot recover the raft configuration from %s: %w", cfg.RecoveryFile, err)
