@@ -54,7 +54,7 @@ func (k Kind) LeavesQuorum() bool { return k != QuorumLoss }
 // Fault is one planned fault.
 type Fault struct {
 	// Index counts from 1.
-	Index int `json:"index"`
+	Index int  `json:"index"`
 	Kind  Kind `json:"kind"`
 	// OnLeader makes Flap, Restart and Wipe hit the leader; otherwise Follower picks a follower.
 	OnLeader bool `json:"onLeader,omitempty"`
