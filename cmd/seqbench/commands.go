@@ -156,6 +156,12 @@ func runParts(parent context.Context, s settings, command string, parts []string
 		return false
 	}
 	var errs []error
+	checkpoint := func() {
+		if s.json != "" {
+			res.Seconds = time.Since(begin).Seconds()
+			_ = report.WriteJSON(res, s.json)
+		}
+	}
 	needNode := has("failover") || has("switchover")
 	nodeBin := s.nodeBin
 	if needNode && nodeBin == "" {
@@ -188,6 +194,7 @@ func runParts(parent context.Context, s settings, command string, parts []string
 			}
 		}
 	}
+	checkpoint()
 	if has("switchover") && ctx.Err() == nil {
 		step(fmt.Sprintf("switchover: %d SIGTERMs and %d API transfers of the leader, default timings", p.switches, p.switches))
 		r, err := failover.RunSwitchovers(ctx, failover.Options{Bin: nodeBin, Dir: filepath.Join(work, "switchover"), Timings: stats.DefaultProfile,
@@ -197,6 +204,7 @@ func runParts(parent context.Context, s settings, command string, parts []string
 			errs = append(errs, fmt.Errorf("switchover: %w", err))
 		}
 	}
+	checkpoint()
 	if has("commitpath") && ctx.Err() == nil {
 		step("commit path: the disk's fsync rate")
 		fs, err := commitpath.MeasureFsync(ctx, work, 2*time.Second)
@@ -231,6 +239,7 @@ func runParts(parent context.Context, s settings, command string, parts []string
 			}
 		}
 	}
+	checkpoint()
 	if has("encoding") && ctx.Err() == nil {
 		step("encoding: go test -bench in pkg/chain")
 		r, err := encoding.Run(ctx, p.encodingBenchtime)
@@ -240,6 +249,9 @@ func runParts(parent context.Context, s settings, command string, parts []string
 		}
 	}
 	res.Seconds = time.Since(begin).Seconds()
+	if n := commitpath.StuckShutdowns.Load(); n > 0 {
+		errs = append(errs, fmt.Errorf("%d commit-path node(s) hung in raft.Shutdown and were left behind", n))
+	}
 	for _, e := range errs {
 		res.Errors = append(res.Errors, e.Error())
 	}

@@ -38,9 +38,10 @@ func (o Options) args() []string {
 // bench is a running cluster with its watch streams and load.
 type bench struct {
 	opts Options
-	c    *nodeproc.Cluster
-	w    *watcher
-	load *load
+	c      *nodeproc.Cluster
+	w      *watcher
+	load   *load
+	cancel context.CancelFunc
 }
 
 func start(ctx context.Context, o Options) (*bench, error) {
@@ -48,13 +49,15 @@ func start(ctx context.Context, o Options) (*bench, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start node cluster: %w", err)
 	}
-	b := &bench{opts: o, c: c, w: newWatcher(ctx, c)}
+	wctx, cancel := context.WithCancel(ctx)
+	b := &bench{opts: o, c: c, w: newWatcher(wctx, c), cancel: cancel}
 	b.load = startLoad(ctx, c, o.LoadPerSecond)
 	return b, nil
 }
 
 func (b *bench) stop() {
 	b.load.stop()
+	b.cancel()
 	b.c.StopAll()
 }
 
