@@ -155,7 +155,9 @@ func (pr *podRuntime) prepare() error {
 		if _, err := os.Stat(bin); err != nil {
 			return configErrorf("ErrImagePull", "image %q maps to %s, which does not exist (run make build)", c.spec.Image, bin)
 		}
+		pr.mu.Lock()
 		c.binary = bin
+		pr.mu.Unlock()
 	}
 	if err := os.MkdirAll(filepath.Join(pr.dir, "logs"), 0o755); err != nil {
 		return fmt.Errorf("cannot create pod dir: %w", err)
