@@ -88,15 +88,17 @@ func TestCheckChains(t *testing.T) {
 		chains []NodeChain
 		want   string // comma-separated checks, in order
 	}{
-		{"agreeing nodes, one behind", []NodeChain{{"a", good}, {"b", clone(good)}, {"c", clone(good[:3])}}, ""},
-		{"fork between nodes", []NodeChain{{"a", good}, {"b", forked}}, "fork,fork"},
-		{"bad signature", []NodeChain{{"a", unsigned}}, "chain"},
-		{"bad parent link", []NodeChain{{"a", badParent}}, "chain,chain"}, // block 3's parent, and block 4 still links to the old hash
-		{"missing height", []NodeChain{{"a", gap}}, "chain,chain,chain"},
-		{"time goes back", []NodeChain{{"a", backInTime}}, "chain"},
-		{"tampered txs", []NodeChain{{"a", tampered}}, "chain"},
-		{"wrong chain ID", []NodeChain{{"a", otherChain}}, "chain"},
-		{"foreign proposer", []NodeChain{{"a", foreign}}, "chain"},
+		{"agreeing nodes, one behind", []NodeChain{{Name: "a", Blocks: good}, {Name: "b", Blocks: clone(good)}, {Name: "c", Blocks: clone(good[:3])}}, ""},
+		{"fork between nodes", []NodeChain{{Name: "a", Blocks: good}, {Name: "b", Blocks: forked}}, "fork,fork"},
+		{"bad signature", []NodeChain{{Name: "a", Blocks: unsigned}}, "chain"},
+		{"bad parent link", []NodeChain{{Name: "a", Blocks: badParent}}, "chain,chain"}, // block 3's parent, and block 4 still links to the old hash
+		{"missing height", []NodeChain{{Name: "a", Blocks: gap}}, "chain,chain,chain"},
+		{"partial archive with a hole", []NodeChain{{Name: "a", Blocks: good}, {Name: "wiped", Blocks: []*chainpb.Block{nil, nil, good[2], good[3]}, Partial: true}}, ""},
+		{"hole in a live chain", []NodeChain{{Name: "a", Blocks: good}, {Name: "b", Blocks: []*chainpb.Block{good[0], nil, good[2]}}}, "chain"},
+		{"time goes back", []NodeChain{{Name: "a", Blocks: backInTime}}, "chain"},
+		{"tampered txs", []NodeChain{{Name: "a", Blocks: tampered}}, "chain"},
+		{"wrong chain ID", []NodeChain{{Name: "a", Blocks: otherChain}}, "chain"},
+		{"foreign proposer", []NodeChain{{Name: "a", Blocks: foreign}}, "chain"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

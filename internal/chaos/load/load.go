@@ -45,7 +45,7 @@ type Submitter interface {
 
 // Config tunes the generator.
 type Config struct {
-	// Workers submit concurrently (default 6).
+	// Workers submit concurrently (default 8).
 	Workers int
 	// Keys is how many keys the "set" transactions write (default 16), so writes contend.
 	Keys int
@@ -83,7 +83,7 @@ func Start(ctx context.Context, path string, nodes []Submitter, cfg Config) (*Ge
 		return nil, errors.New("cannot start load: no nodes")
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 6
+		cfg.Workers = 8
 	}
 	if cfg.Keys <= 0 {
 		cfg.Keys = 16
