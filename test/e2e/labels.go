@@ -1,0 +1,23 @@
+//go:build e2e
+
+// Package e2e is the end-to-end suite of sequencer-operator: a real control plane built from source
+// (internal/localcluster), the operator installed from charts/sequencer-operator with Helm, and
+// SequencerClusters of real bin/node processes. Run it with `make test-e2e` (root, bin/k8s needed);
+// pick specs with -ginkgo.label-filter, e.g. `-ginkgo.label-filter=failover`.
+package e2e
+
+// Labels of the specs, one per behaviour the issue lists, so a run can be narrowed
+// (-ginkgo.label-filter='failover || switchover'), as CloudNativePG's tests/labels.go does.
+const (
+	LabelBasic         = "basic"          // (a) create, Healthy, printer column, leader Service
+	LabelFailover      = "failover"       // (b) SIGKILL of the leader
+	LabelSwitchover    = "switchover"     // (c) kubectl delete pod of the leader, (f) kubectl sequencer promote
+	LabelScale         = "scale"          // (d) 3 → 5 → 3
+	LabelRollingUpdate = "rolling-update" // (e) template change, leader last
+	LabelPlugin        = "plugin"         // (f) kubectl sequencer promote
+	LabelPartition     = "partition"      // (g) the leader cut off the network
+	LabelDiskLoss      = "disk-loss"      // (h) a PVC deleted
+	LabelValidation    = "validation"     // (i) invalid objects refused
+	LabelDeletion      = "deletion"       // (j) garbage collection and PVC retention
+	LabelDisruptive    = "disruptive"     // kills, cuts or deletes something behind the operator's back
+)
