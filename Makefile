@@ -110,7 +110,7 @@ chaos-quick: ## CI-sized fault campaign (20 faults, about three minutes, root).
 	@$(MAKE) --no-print-directory chaos CHAOS_FAULTS=20
 
 # Fuzz targets as package:Target; `go test -fuzz` runs one target at a time.
-FUZZ_TARGETS ?= ./pkg/chain:FuzzDecodeEntry ./pkg/chain:FuzzUnmarshalBlock ./pkg/chain:FuzzRestore ./pkg/raft:FuzzFSMApply ./pkg/nodeapi:FuzzServerRequest
+FUZZ_TARGETS ?= ./pkg/chain:FuzzRaftEntry ./pkg/chain:FuzzUnmarshalBlock ./pkg/chain:FuzzRestore ./pkg/raft:FuzzFSMApply ./pkg/nodeapi:FuzzServerRequest
 FUZZTIME ?= 10m
 FUZZ_PARALLEL ?= 0
 .PHONY: fuzz
