@@ -2,7 +2,7 @@
 // for tests and demos on a machine without Docker:
 //
 //	localcluster up     [--data-dir DIR] [--kubeconfig FILE] [--bin-dir DIR] [--image PATTERN=BINARY]... [--wait]
-//	localcluster down   [--data-dir DIR]
+//	localcluster down   [--data-dir DIR] [--purge]
 //	localcluster status [--data-dir DIR]
 //
 // `up` returns once the cluster is healthy and leaves it running (with --wait it stays in the
@@ -143,6 +143,7 @@ func up(args []string) error {
 func down(args []string) error {
 	fs := flag.NewFlagSet("down", flag.ExitOnError)
 	dataDir := fs.String("data-dir", defaultDataDir, "the data dir given to up")
+	purge := fs.Bool("purge", false, "also delete the data dir (etcd data, volumes, logs)")
 	_ = fs.Parse(args)
 	abs, err := filepath.Abs(*dataDir)
 	if err != nil {
@@ -150,12 +151,18 @@ func down(args []string) error {
 	}
 	if _, err := localcluster.ReadState(abs); errors.Is(err, os.ErrNotExist) {
 		fmt.Printf("No local cluster recorded in %s\n", abs)
-		return nil
+	} else {
+		if err := localcluster.Down(context.Background(), abs, logger()); err != nil {
+			return err
+		}
+		fmt.Println("Local cluster down")
 	}
-	if err := localcluster.Down(context.Background(), abs, logger()); err != nil {
-		return err
+	if *purge {
+		if err := os.RemoveAll(abs); err != nil {
+			return fmt.Errorf("cannot delete data dir: %w", err)
+		}
+		fmt.Printf("Deleted %s\n", abs)
 	}
-	fmt.Println("Local cluster down")
 	return nil
 }
 
