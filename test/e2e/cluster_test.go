@@ -19,6 +19,8 @@ import (
 	seqv1 "github.com/seqops/sequencer-operator/api/v1alpha1"
 )
 
+func objMeta(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }
+
 func namespaceObject(meta metav1.ObjectMeta) *corev1.Namespace { return &corev1.Namespace{ObjectMeta: meta} }
 
 // newSequencerCluster is the suite's cluster: 100 ms blocks, small volumes, a generated key, the default

@@ -1,0 +1,118 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	seqv1 "github.com/seqops/sequencer-operator/api/v1alpha1"
+)
+
+// (e) change the image tag or a node setting → rolling update leader-last, no gap beyond the failover bound.
+var _ = Describe("Rolling update", Label(LabelRollingUpdate), func() {
+	It("replaces the pods one at a time, the leader last, when the image tag changes", func(ctx SpecContext) {
+		ns := createNamespace(ctx, "rollout")
+		sc := createHealthyCluster(ctx, newSequencerCluster(ns, "rollout", 3))
+		pods := podNames(sc, 3)
+		leader, st := waitRaftLeader(ctx, sc, pods, "", 10*time.Second)
+		uids := podUIDs(ctx, ns, pods)
+		watch := watchPodReplacements(ctx, ns, uids)
+
+		By(fmt.Sprintf("changing the image tag to v0.1.1 (leader %s, height %d)", leader, st.Height))
+		began := time.Now()
+		patch := []byte(`{"spec":{"image":"ghcr.io/seqops/sequencer-node:v0.1.1"}}`)
+		Expect(k8s.Patch(ctx, &seqv1.SequencerCluster{ObjectMeta: objMeta(ns, sc.Name)}, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			for _, p := range pods {
+				pod, err := getPod(ctx, ns, p)
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(pod.UID).NotTo(Equal(uids[p]), "pod %s replaced", p)
+				g.Expect(pod.Spec.Containers[0].Image).To(HaveSuffix(":v0.1.1"), "image of %s", p)
+			}
+		}).WithContext(ctx).WithTimeout(4*time.Minute).WithPolling(time.Second).Should(Succeed(), "every pod should be replaced with the new image")
+		waitHealthy(ctx, sc, 3, 2*time.Minute)
+		summary.record("rolling update: 3 pods replaced, Healthy", time.Since(began), "(e)")
+
+		order := watch.stop()
+		fmt.Fprintf(GinkgoWriter, "Replacement order: %v\n", order)
+		Expect(order).To(HaveLen(3), "each pod replaced exactly once")
+		Expect(order[2]).To(Equal(leader), "the leader %s should be replaced last", leader)
+
+		_, final, err := raftLeader(ctx, sc, pods)
+		Expect(err).NotTo(HaveOccurred())
+		waitHeight(ctx, sc, pods, final.Height, 30*time.Second)
+		gap, at := blockGap(ctx, sc, pods[0], st.Height, final.Height)
+		summary.record("rolling update: largest block gap", gap, fmt.Sprintf("(e) before height %d", at))
+		Expect(gap).To(BeNumerically("<=", failoverBound), "largest block gap during the rollout")
+		expectOneHashPerHeight(ctx, sc, pods, 1, final.Height)
+	})
+})
+
+// podUIDs maps pod names to their current UIDs.
+func podUIDs(ctx context.Context, ns string, pods []string) map[string]types.UID {
+	out := map[string]types.UID{}
+	for _, p := range pods {
+		pod, err := getPod(ctx, ns, p)
+		Expect(err).NotTo(HaveOccurred())
+		out[p] = pod.UID
+	}
+	return out
+}
+
+// replacementWatch records the order in which pods lose their original UID (deleted or recreated).
+type replacementWatch struct {
+	mu     sync.Mutex
+	order  []string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// watchPodReplacements polls the pods every 100 ms and notes when each one's original pod goes away.
+func watchPodReplacements(ctx context.Context, ns string, uids map[string]types.UID) *replacementWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &replacementWatch{cancel: cancel, done: make(chan struct{})}
+	seen := map[string]bool{}
+	go func() {
+		defer close(w.done)
+		for ctx.Err() == nil {
+			for name, uid := range uids {
+				if seen[name] {
+					continue
+				}
+				pod := &corev1.Pod{}
+				err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pod)
+				if (err == nil && (pod.UID != uid || pod.DeletionTimestamp != nil)) || apierrors.IsNotFound(err) {
+					seen[name] = true
+					w.mu.Lock()
+					w.order = append(w.order, name)
+					w.mu.Unlock()
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and returns the pods in the order they were replaced.
+func (w *replacementWatch) stop() []string {
+	w.cancel()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.order
+}
