@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -129,6 +131,53 @@ func TestLocalCluster(t *testing.T) {
 		url := fmt.Sprintf("http://demo-0.%s.%s.svc.cluster.local:8080/healthz", peers, testNS)
 		if err := httpOK(c.HTTPClient(2*time.Second), url); err != nil {
 			t.Errorf("GET %s from the host: %v", url, err)
+		}
+	})
+
+	t.Run("in-cluster config reaches the API server from a pod", func(t *testing.T) {
+		sa := "/var/run/secrets/kubernetes.io/serviceaccount/"
+		token, err := c.ExecInPodNetwork(ctx, testNS, "demo-1", "cat", sa+"token")
+		if err != nil || len(token) == 0 {
+			t.Fatalf("service-account token: %v", err)
+		}
+		ca, err := c.ExecInPodNetwork(ctx, testNS, "demo-1", "cat", sa+"ca.crt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns, err := c.ExecInPodNetwork(ctx, testNS, "demo-1", "cat", sa+"namespace")
+		if err != nil || string(ns) != testNS {
+			t.Errorf("namespace file = %q, %v", ns, err)
+		}
+		rec, err := c.Pod(ctx, testNS, "demo-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := map[string]string{}
+		for _, kv := range strings.Split(readFile(fmt.Sprintf("/proc/%d/environ", rec.Containers["node"])), "\x00") {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		client := c.HTTPClientFromPod(testNS, "demo-1", 5*time.Second)
+		client.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: "kubernetes.default.svc"}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+net.JoinHostPort(env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"])+"/api", nil)
+		req.Header.Set("Authorization", "Bearer "+string(token))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("GET /api with in-cluster config: %v", err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /api with in-cluster config answered %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("container logs through the API", func(t *testing.T) {
+		tail := int64(5)
+		b, err := cs.CoreV1().Pods(testNS).GetLogs("demo-1", &corev1.PodLogOptions{TailLines: &tail}).DoRaw(ctx)
+		if err != nil || len(b) == 0 {
+			t.Fatalf("pod logs = %q, %v", b, err)
 		}
 	})
 
@@ -341,6 +390,8 @@ func statefulSet() *appsv1.StatefulSet {
 								LocalObjectReference: corev1.LocalObjectReference{Name: "demo-config"}, Key: "chain-id"}}},
 						},
 						Ports: []corev1.ContainerPort{{Name: "raft", ContainerPort: 7000}, {Name: "http", ContainerPort: 8080}},
+						StartupProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"cat", "/etc/sequencer/config/chain-id"}}},
+							PeriodSeconds: 1, FailureThreshold: 30},
 						ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("http")}},
 							PeriodSeconds: 1, FailureThreshold: 3},
 						LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}},
