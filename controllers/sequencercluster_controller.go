@@ -97,17 +97,20 @@ type scope struct {
 // errFailpoint marks an injected crash.
 var errFailpoint = errors.New("failpoint")
 
-// +kubebuilder:rbac:groups=seqops.io,resources=sequencerclusters,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=seqops.io,resources=sequencerclusters/status,verbs=get;update;patch
+// Least privilege: the verbs below are the ones the reconciler calls (server-side apply is a patch that
+// may create; owned objects are deleted by the garbage collector, not by us). rbac_test.go pins the list.
+// +kubebuilder:rbac:groups=seqops.io,resources=sequencerclusters,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=seqops.io,resources=sequencerclusters/status,verbs=get;patch
 // +kubebuilder:rbac:groups=seqops.io,resources=sequencerclusters/finalizers,verbs=update
-// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=core,resources=services;configmaps;secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=core,resources=services;secrets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=core,resources=configmaps,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=core,resources=pods,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=core,resources=persistentvolumeclaims,verbs=get;list;watch;delete
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=core,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;patch
 
 // Reconcile runs one pass for one SequencerCluster.
 func (r *SequencerClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -4,15 +4,12 @@
   - ""
   resources:
   - configmaps
-  - secrets
-  - services
   verbs:
   - create
   - delete
   - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - ""
@@ -35,6 +32,17 @@
   - watch
 - apiGroups:
   - ""
+  resources:
+  - secrets
+  - services
+  verbs:
+  - create
+  - get
+  - list
+  - patch
+  - watch
+- apiGroups:
+  - ""
   - events.k8s.io
   resources:
   - events
@@ -47,11 +55,9 @@
   - statefulsets
   verbs:
   - create
-  - delete
   - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - cert-manager.io
@@ -59,11 +65,9 @@
   - certificates
   verbs:
   - create
-  - delete
   - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - policy
@@ -71,11 +75,9 @@
   - poddisruptionbudgets
   verbs:
   - create
-  - delete
   - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - seqops.io
@@ -85,7 +87,6 @@
   - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - seqops.io
@@ -100,5 +101,4 @@
   verbs:
   - get
   - patch
-  - update
 {{- end }}
