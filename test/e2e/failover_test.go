@@ -55,8 +55,7 @@ var _ = Describe("Failover", Label(LabelFailover, LabelDisruptive), func() {
 		fmt.Fprintf(GinkgoWriter, "%d acknowledged transactions, %d submissions not acknowledged\n", len(acked), load.failed.Load())
 		Expect(len(acked)).To(BeNumerically(">=", 20), "the load should have run")
 
-		_, final, err := raftLeader(ctx, sc, pods)
-		Expect(err).NotTo(HaveOccurred())
+		_, final := waitRaftLeader(ctx, sc, pods, "", 15*time.Second)
 		waitHeight(ctx, sc, pods, final.Height, 30*time.Second)
 		expectOneHashPerHeight(ctx, sc, pods, 1, final.Height)
 		expectAckedTxsEverywhere(ctx, sc, pods, acked)

@@ -49,8 +49,7 @@ var _ = Describe("Rolling update", Label(LabelRollingUpdate), func() {
 		Expect(order).To(HaveLen(3), "each pod replaced exactly once")
 		Expect(order[2]).To(Equal(leader), "the leader %s should be replaced last", leader)
 
-		_, final, err := raftLeader(ctx, sc, pods)
-		Expect(err).NotTo(HaveOccurred())
+		_, final := waitRaftLeader(ctx, sc, pods, "", 15*time.Second)
 		waitHeight(ctx, sc, pods, final.Height, 30*time.Second)
 		gap, at := blockGap(ctx, sc, pods[0], st.Height, final.Height)
 		summary.record("rolling update: largest block gap", gap, fmt.Sprintf("(e) before height %d", at))

@@ -57,8 +57,7 @@ var _ = Describe("Scaling", Label(LabelScale), func() {
 			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: pvcName(kept)}, &corev1.PersistentVolumeClaim{})).To(Succeed(), "PVC of %s", kept)
 		}
 
-		_, final, err := raftLeader(ctx, sc, three)
-		Expect(err).NotTo(HaveOccurred())
+		_, final := waitRaftLeader(ctx, sc, three, "", 15*time.Second)
 		waitHeight(ctx, sc, three, final.Height, 30*time.Second)
 		gap, at := blockGap(ctx, sc, three[0], before.Height, final.Height)
 		summary.record("scale 5 → 3 (leader removed): largest gap", gap, fmt.Sprintf("(d) before height %d", at))

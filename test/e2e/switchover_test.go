@@ -35,8 +35,7 @@ var _ = Describe("Switchover on pod deletion", Label(LabelSwitchover, LabelDisru
 
 		By("the deleted pod coming back as a follower")
 		waitHealthy(ctx, sc, 3, 2*time.Minute)
-		_, final, err := raftLeader(ctx, sc, pods)
-		Expect(err).NotTo(HaveOccurred())
+		_, final := waitRaftLeader(ctx, sc, pods, "", 15*time.Second)
 		waitHeight(ctx, sc, pods, final.Height, 30*time.Second)
 		expectOneHashPerHeight(ctx, sc, pods, 1, final.Height)
 	})
