@@ -46,16 +46,19 @@ var _ = Describe("Disk loss", Label(LabelDiskLoss, LabelDisruptive), func() {
 		expectVoters(ctx, sc, pods, pods)
 		summary.record("disk loss: pod deleted → voter again", time.Since(began), "(h) "+victim)
 		By("one cluster: one leader, one configuration, one chain")
-		sts := raftStatuses(ctx, sc, pods)
-		Expect(sts).To(HaveLen(3))
-		leaders := 0
-		for p, s := range sts {
-			if s.State == "Leader" {
-				leaders++
+		Eventually(func(g Gomega) {
+			sts := raftStatuses(ctx, sc, pods)
+			g.Expect(sts).To(HaveLen(3), "pods answering /raft")
+			var leaders []string
+			for p, s := range sts {
+				if s.State == "Leader" {
+					leaders = append(leaders, p)
+				}
+				g.Expect(configIDs(s)).To(ConsistOf(pods), "members as %s sees them", p)
+				g.Expect(s.LeaderID).To(Equal(sts[pods[0]].LeaderID), "the leader as %s sees it", p)
 			}
-			Expect(s.Configuration.Servers).To(HaveLen(3), "members as %s sees them", p)
-		}
-		Expect(leaders).To(Equal(1), "exactly one leader")
+			g.Expect(leaders).To(HaveLen(1), "leaders")
+		}).WithContext(ctx).WithTimeout(30*time.Second).Should(Succeed(), "one Raft group with one leader that every pod agrees on")
 		_, final := waitRaftLeader(ctx, sc, pods, "", 15*time.Second)
 		waitHeight(ctx, sc, pods, final.Height, time.Minute)
 		expectOneHashPerHeight(ctx, sc, pods, 1, final.Height)
@@ -66,7 +69,6 @@ var _ = Describe("Disk loss", Label(LabelDiskLoss, LabelDisruptive), func() {
 		fmt.Fprintf(GinkgoWriter, "Membership of %s as the leader reported it: %v\n", victim, seen)
 		Expect(seen).To(ContainElement("Nonvoter"), "%s should rejoin as a non-voter first", victim)
 		Expect(seen[len(seen)-1]).To(Equal("Voter"), "%s should end as a voter", victim)
-
 	})
 })
 
