@@ -226,6 +226,33 @@ func TestLocalCluster(t *testing.T) {
 		waitFor(ctx, t, "demo-2 reachable again", 30*time.Second, func() bool { return httpOK(client, url) == nil })
 	})
 
+	t.Run("init container prepares an emptyDir for the main container", func(t *testing.T) {
+		p := simplePod("with-init", "ghcr.io/seqops/sequencer-node:test",
+			corev1.Volume{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		p.Spec.InitContainers = []corev1.Container{{
+			Name: "init", Image: "ghcr.io/seqops/sequencer-node:test",
+			Command:      []string{"sh", "-c", "echo $(GREETING) > /mnt/work/greeting"},
+			Env:          []corev1.EnvVar{{Name: "GREETING", Value: "hello"}},
+			VolumeMounts: []corev1.VolumeMount{{Name: "work", MountPath: "/mnt/work"}},
+		}}
+		p.Spec.Containers[0].Command = []string{"sh", "-c", "exec sleep 600"}
+		if _, err := cs.CoreV1().Pods(testNS).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(ctx, t, "with-init Ready", 30*time.Second, func() bool {
+			got, err := cs.CoreV1().Pods(testNS).Get(ctx, "with-init", metav1.GetOptions{})
+			return err == nil && podReady(got)
+		})
+		out, err := c.ExecInPodNetwork(ctx, testNS, "with-init", "cat", "/mnt/work/greeting")
+		if err != nil || strings.TrimSpace(string(out)) != "hello" {
+			t.Errorf("greeting = %q, %v", out, err)
+		}
+		zero := int64(0)
+		if err := cs.CoreV1().Pods(testNS).Delete(ctx, "with-init", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("unsupported pods are reported and harm no one", func(t *testing.T) {
 		bad := []*corev1.Pod{
 			simplePod("hostpath", "ghcr.io/seqops/sequencer-node:test", corev1.Volume{Name: "h", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}}),
