@@ -260,7 +260,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, retErr error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := waitFor(ctx, "etcd", 60*time.Second, c.alive("etcd", func() error { return httpOK(ctx, nil, etcdURL+"/health") })); err != nil {
+	if err := waitFor(ctx, "etcd", 120*time.Second, c.alive("etcd", func() error { return httpOK(ctx, nil, etcdURL+"/health") })); err != nil {
 		return nil, c.withLog("etcd", err)
 	}
 
@@ -326,7 +326,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, retErr error) {
 	insecure := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // self-signed health endpoints on loopback
 	for name, port := range map[string]int{"kube-controller-manager": kcmPort, "kube-scheduler": schedPort} {
 		url := fmt.Sprintf("https://127.0.0.1:%d/healthz", port)
-		if err := waitFor(ctx, name, 60*time.Second, c.alive(name, func() error { return httpOK(ctx, insecure, url) })); err != nil {
+		if err := waitFor(ctx, name, 120*time.Second, c.alive(name, func() error { return httpOK(ctx, insecure, url) })); err != nil {
 			return nil, c.withLog(name, err)
 		}
 	}
@@ -360,11 +360,11 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, retErr error) {
 	if err := c.launch("kubelet", []string{cfg.LocalclusterBinary, "kubelet", "--config=" + kcfgPath}); err != nil {
 		return nil, err
 	}
-	if err := waitFor(ctx, "node "+cfg.NodeName+" Ready", 60*time.Second, c.alive("kubelet", func() error { return c.nodeReady(ctx) })); err != nil {
+	if err := waitFor(ctx, "node "+cfg.NodeName+" Ready", 120*time.Second, c.alive("kubelet", func() error { return c.nodeReady(ctx) })); err != nil {
 		return nil, c.withLog("kubelet", err)
 	}
 	// Pods are refused until the service account controller made the default account.
-	if err := waitFor(ctx, "default service account", 60*time.Second, func() error {
+	if err := waitFor(ctx, "default service account", 120*time.Second, func() error {
 		_, err := c.client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err
 	}); err != nil {

@@ -530,11 +530,7 @@ func localclusterBinary(t *testing.T, root string) string {
 			return
 		}
 		builtBinary = filepath.Join(dir, "localcluster")
-		cmd := exec.Command("go", "build", "-o", builtBinary, "./cmd/localcluster")
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/localcluster: %v\n%s", err, b)
-		}
+		buildErr = localcluster.BuildLocalclusterBinary(context.Background(), builtBinary)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
