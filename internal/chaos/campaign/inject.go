@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -108,12 +109,14 @@ func inject(ctx context.Context, c *cluster.Cluster, lab *netlab.Lab, f schedule
 
 	case schedule.Restart:
 		r.At = time.Now()
-		if err := c.Term(target); err != nil {
-			return r, fmt.Errorf("graceful stop: %w", err)
+		// A stop that hangs is reported, but the node was killed in the end, so the campaign goes on.
+		stopErr := c.Term(target)
+		if stopErr != nil {
+			stopErr = fmt.Errorf("graceful stop: %w", stopErr)
 		}
 		hold()
 		r.Healed = time.Now()
-		return r, c.Restart(target)
+		return r, errors.Join(stopErr, c.Restart(target))
 
 	case schedule.Wipe:
 		r.At = time.Now()

@@ -225,9 +225,16 @@ func (n *Node) signal(sig syscall.Signal) error {
 	case <-exited:
 		return nil
 	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-		return fmt.Errorf("%s did not exit within 30s of %v", n.ID, sig)
+		// SIGQUIT makes the Go runtime write every goroutine's stack to the node's log, which is
+		// what it takes to see where a stop hung.
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-exited:
+		case <-time.After(3 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		return fmt.Errorf("%s did not exit within 30s of %v (goroutine dump in %s)", n.ID, sig, n.Log)
 	}
 }
 
