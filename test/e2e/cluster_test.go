@@ -21,7 +21,9 @@ import (
 
 func objMeta(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }
 
-func namespaceObject(meta metav1.ObjectMeta) *corev1.Namespace { return &corev1.Namespace{ObjectMeta: meta} }
+func namespaceObject(meta metav1.ObjectMeta) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: meta}
+}
 
 // newSequencerCluster is the suite's cluster: 100 ms blocks, small volumes, a generated key, the default
 // Raft timings (the CRD's defaults).
@@ -171,4 +173,21 @@ func kubectlApply(ctx context.Context, ns, manifest string) (string, string, err
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	return stdout.String(), stderr.String(), err
+}
+
+// waitStableLeader waits until the cluster is Healthy and the same pod has led for the given time.
+func waitStableLeader(ctx context.Context, sc *seqv1.SequencerCluster, pods []string, stable time.Duration) {
+	var leader string
+	var since time.Time
+	Eventually(func(g Gomega) {
+		got := waitHealthy(ctx, sc, int32(len(pods)), time.Minute)
+		l, _, err := raftLeader(ctx, sc, pods)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got.Status.Leader).To(Equal(l), "status.leader")
+		if l != leader {
+			leader, since = l, time.Now()
+		}
+		g.Expect(time.Since(since)).To(BeNumerically(">=", stable), "time %s has led", l)
+	}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(250*time.Millisecond).Should(Succeed(),
+		"%s/%s should keep one leader for %s", sc.Namespace, sc.Name, stable)
 }

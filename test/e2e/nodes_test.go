@@ -180,6 +180,30 @@ func blockGap(ctx context.Context, sc *seqv1.SequencerCluster, pod string, from,
 	return gap, at
 }
 
+// largestGapAround is the largest gap between consecutive blocks stamped from one second before t to ten
+// seconds after it, searching from height near-20, and the block that ends it.
+func largestGapAround(ctx context.Context, sc *seqv1.SequencerCluster, pod string, near uint64, t time.Time) (time.Duration, *nodeapi.Block) {
+	c := blockClient(sc, pod)
+	var prev, end *nodeapi.Block
+	var gap time.Duration
+	for h := max(near, 21) - 20; ; h++ {
+		b, err := c.Block(ctx, h)
+		if nodeapi.IsNotFound(err) {
+			break
+		}
+		Expect(err).NotTo(HaveOccurred(), "block %d from %s", h, pod)
+		if b.Time.After(t.Add(10 * time.Second)) {
+			break
+		}
+		if prev != nil && b.Time.After(t.Add(-time.Second)) && b.Time.Sub(prev.Time) > gap {
+			gap, end = b.Time.Sub(prev.Time), b
+		}
+		prev = b
+	}
+	Expect(end).NotTo(BeNil(), "no blocks around %s on %s", t.Format(time.RFC3339Nano), pod)
+	return gap, end
+}
+
 // blockAt reads one block from a pod.
 func blockAt(ctx context.Context, sc *seqv1.SequencerCluster, pod string, h uint64) *nodeapi.Block {
 	b, err := blockClient(sc, pod).Block(ctx, h)

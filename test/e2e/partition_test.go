@@ -20,6 +20,7 @@ var _ = Describe("Network partition", Label(LabelPartition, LabelDisruptive), fu
 		ns := createNamespace(ctx, "partition")
 		sc := createHealthyCluster(ctx, newSequencerCluster(ns, "partition", 3))
 		pods := podNames(sc, 3)
+		waitStableLeader(ctx, sc, pods, 2*time.Second)
 		old, oldSt := waitRaftLeader(ctx, sc, pods, "", 10*time.Second)
 		majority := without(pods, old)
 		self := selfClient(sc, old)

@@ -17,6 +17,9 @@ var _ = Describe("kubectl sequencer promote", Label(LabelPlugin, LabelSwitchover
 		ns := createNamespace(ctx, "promote")
 		sc := createHealthyCluster(ctx, newSequencerCluster(ns, "promote", 3))
 		pods := podNames(sc, 3)
+		// The operator refuses a target that is catching up; under CPU contention a young cluster may still
+		// see elections, so ask once it is Healthy with a stable leader.
+		waitStableLeader(ctx, sc, pods, 2*time.Second)
 		old, oldSt := waitRaftLeader(ctx, sc, pods, "", 10*time.Second)
 		target := without(pods, old)[1]
 

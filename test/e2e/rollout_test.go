@@ -24,6 +24,7 @@ var _ = Describe("Rolling update", Label(LabelRollingUpdate), func() {
 		ns := createNamespace(ctx, "rollout")
 		sc := createHealthyCluster(ctx, newSequencerCluster(ns, "rollout", 3))
 		pods := podNames(sc, 3)
+		waitStableLeader(ctx, sc, pods, 2*time.Second)
 		leader, st := waitRaftLeader(ctx, sc, pods, "", 10*time.Second)
 		uids := podUIDs(ctx, ns, pods)
 		watch := watchPodReplacements(ctx, ns, uids)

@@ -17,6 +17,7 @@ var _ = Describe("Switchover on pod deletion", Label(LabelSwitchover, LabelDisru
 		sc := createHealthyCluster(ctx, newSequencerCluster(ns, "delete", 3))
 		pods := podNames(sc, 3)
 
+		waitStableLeader(ctx, sc, pods, 2*time.Second)
 		old, oldSt := waitRaftLeader(ctx, sc, pods, "", 10*time.Second)
 		By(fmt.Sprintf("kubectl delete pod %s (the leader, height %d)", old, oldSt.Height))
 		began := time.Now()
