@@ -27,7 +27,7 @@ var _ = Describe("Rolling update", Label(LabelRollingUpdate), func() {
 		waitStableLeader(ctx, sc, pods, 2*time.Second)
 		leader, st := waitRaftLeader(ctx, sc, pods, "", 10*time.Second)
 		uids := podUIDs(ctx, ns, pods)
-		watch := watchPodReplacements(ctx, ns, uids)
+		watch := watchPodReplacements(ctx, sc, uids)
 
 		By(fmt.Sprintf("changing the image tag to v0.1.1 (leader %s, height %d)", leader, st.Height))
 		began := time.Now()
@@ -45,10 +45,13 @@ var _ = Describe("Rolling update", Label(LabelRollingUpdate), func() {
 		waitHealthy(ctx, sc, 3, 2*time.Minute)
 		summary.record("rolling update: 3 pods replaced, Healthy", time.Since(began), "(e)")
 
-		order := watch.stop()
-		fmt.Fprintf(GinkgoWriter, "Replacement order: %v\n", order)
+		order, leaders := watch.stop()
+		fmt.Fprintf(GinkgoWriter, "Replacement order: %v; Raft leader just before each: %v\n", order, leaders)
 		Expect(order).To(HaveLen(3), "each pod replaced exactly once")
-		Expect(order[2]).To(Equal(leader), "the leader %s should be replaced last", leader)
+		for i, p := range order {
+			Expect(leaders[i]).NotTo(Equal(p), "%s was replaced while it led (order %v, leaders %v)", p, order, leaders)
+		}
+		Expect(leaders[1]).To(Equal(order[2]), "leader last: the pod that led while the followers were replaced goes last (order %v, leaders %v)", order, leaders)
 
 		_, final := waitRaftLeader(ctx, sc, pods, "", 15*time.Second)
 		waitHeight(ctx, sc, pods, final.Height, 30*time.Second)
@@ -70,34 +73,45 @@ func podUIDs(ctx context.Context, ns string, pods []string) map[string]types.UID
 	return out
 }
 
-// replacementWatch records the order in which pods lose their original UID (deleted or recreated).
+// replacementWatch records the order in which pods lose their original UID (deleted or recreated), and which
+// pod led in Raft at the poll just before each replacement was seen.
 type replacementWatch struct {
-	mu     sync.Mutex
-	order  []string
-	cancel context.CancelFunc
-	done   chan struct{}
+	mu      sync.Mutex
+	order   []string
+	leaders []string
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
-// watchPodReplacements polls the pods every 100 ms and notes when each one's original pod goes away.
-func watchPodReplacements(ctx context.Context, ns string, uids map[string]types.UID) *replacementWatch {
+// watchPodReplacements polls the pods and the Raft leader every 100 ms.
+func watchPodReplacements(ctx context.Context, sc *seqv1.SequencerCluster, uids map[string]types.UID) *replacementWatch {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &replacementWatch{cancel: cancel, done: make(chan struct{})}
 	seen := map[string]bool{}
+	var names []string
+	for n := range uids {
+		names = append(names, n)
+	}
 	go func() {
 		defer close(w.done)
+		lastLeader, _, _ := raftLeader(ctx, sc, names)
 		for ctx.Err() == nil {
 			for name, uid := range uids {
 				if seen[name] {
 					continue
 				}
 				pod := &corev1.Pod{}
-				err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pod)
+				err := k8s.Get(ctx, client.ObjectKey{Namespace: sc.Namespace, Name: name}, pod)
 				if (err == nil && (pod.UID != uid || pod.DeletionTimestamp != nil)) || apierrors.IsNotFound(err) {
 					seen[name] = true
 					w.mu.Lock()
 					w.order = append(w.order, name)
+					w.leaders = append(w.leaders, lastLeader)
 					w.mu.Unlock()
 				}
+			}
+			if l, _, err := raftLeader(ctx, sc, names); err == nil {
+				lastLeader = l
 			}
 			select {
 			case <-ctx.Done():
@@ -108,11 +122,11 @@ func watchPodReplacements(ctx context.Context, ns string, uids map[string]types.
 	return w
 }
 
-// stop ends the watch and returns the pods in the order they were replaced.
-func (w *replacementWatch) stop() []string {
+// stop ends the watch and returns the pods in the order they were replaced and the leader before each.
+func (w *replacementWatch) stop() ([]string, []string) {
 	w.cancel()
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.order
+	return w.order, w.leaders
 }
