@@ -26,8 +26,10 @@ var _ = Describe("Failover", Label(LabelFailover, LabelDisruptive), func() {
 
 		old, oldSt := waitRaftLeader(ctx, sc, pods, "", 10*time.Second)
 		By(fmt.Sprintf("SIGKILL of the leader %s at height %d, term %d", old, oldSt.Height, oldSt.Term))
-		killed := time.Now()
 		Expect(lc.KillPodProcess(ctx, ns, old, "", syscall.SIGKILL)).To(Succeed())
+		// Taken after the call: it reads the pod from the API server before the kill syscall, which can take a
+		// while on a busy machine, and the old leader produces until the signal lands.
+		killed := time.Now()
 
 		survivors := without(pods, old)
 		leader, st := waitRaftLeader(ctx, sc, survivors, old, 10*time.Second)
