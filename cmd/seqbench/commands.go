@@ -249,6 +249,7 @@ func runParts(parent context.Context, s settings, command string, parts []string
 		}
 	}
 	res.Seconds = time.Since(begin).Seconds()
+	res.Machine.LoadEnd = report.LoadAvg()
 	if n := commitpath.StuckShutdowns.Load(); n > 0 {
 		errs = append(errs, fmt.Errorf("%d commit-path node(s) hung in raft.Shutdown and were left behind", n))
 	}

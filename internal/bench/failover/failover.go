@@ -37,7 +37,7 @@ func (o Options) args() []string {
 
 // bench is a running cluster with its watch streams and load.
 type bench struct {
-	opts Options
+	opts   Options
 	c      *nodeproc.Cluster
 	w      *watcher
 	load   *load

@@ -47,11 +47,28 @@ type Machine struct {
 	Kernel     string  `json:"kernel"`
 	Go         string  `json:"go"`
 	Filesystem string  `json:"filesystem"`
+	// LoadStart and LoadEnd are /proc/loadavg at the start and end of the run: the machine is
+	// shared, and a busy machine shows in every figure.
+	LoadStart string `json:"loadStart,omitempty"`
+	LoadEnd   string `json:"loadEnd,omitempty"`
+}
+
+// LoadAvg is the first three fields of /proc/loadavg.
+func LoadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // DescribeMachine reads /proc for the CPU, memory and kernel, and statfs for the work dir's filesystem.
 func DescribeMachine(workDir string) Machine {
-	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version(), LoadStart: LoadAvg()}
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
