@@ -83,6 +83,9 @@ func TestLocalCluster(t *testing.T) {
 	t.Logf("Cluster up in %s", time.Since(began).Round(time.Millisecond))
 	stopped := false
 	defer func() {
+		if t.Failed() {
+			dumpClusterState(t, c)
+		}
 		if !stopped {
 			_ = c.Stop(context.Background())
 		}
@@ -554,6 +557,21 @@ func goBuild(t *testing.T, root, pkg, out string) string {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return out
+}
+
+// dumpClusterState logs what a failure needs for diagnosis: pod states and the kubelet's last words.
+func dumpClusterState(t *testing.T, c *localcluster.Cluster) {
+	if list, err := c.Client().CoreV1().Pods("").List(context.Background(), metav1.ListOptions{}); err == nil {
+		for _, p := range list.Items {
+			var states []string
+			for _, cs := range p.Status.ContainerStatuses {
+				states = append(states, fmt.Sprintf("%s ready=%v restarts=%d state=%+v", cs.Name, cs.Ready, cs.RestartCount, cs.State))
+			}
+			t.Logf("pod %s/%s phase=%s ip=%s reason=%q %v", p.Namespace, p.Name, p.Status.Phase, p.Status.PodIP, p.Status.Reason, states)
+		}
+	}
+	lines := strings.Split(readFile(filepath.Join(c.DataDir(), "logs", "kubelet.log")), "\n")
+	t.Logf("last kubelet log lines:\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
 }
 
 // processesRunning lists the PIDs whose executable is bin.
