@@ -83,7 +83,7 @@ type Cluster struct {
 func (c *Cluster) alive(name string, check func() error) func() error {
 	return func() error {
 		for _, p := range c.state.Processes {
-			if p.Name == name && !p.alive() {
+			if p.Name == name && !p.Alive() {
 				return errComponentExited
 			}
 		}
@@ -198,7 +198,7 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, retErr error) {
 	}
 	if s, err := ReadState(cfg.DataDir); err == nil {
 		for _, p := range s.Processes {
-			if p.alive() {
+			if p.Alive() {
 				return nil, fmt.Errorf("a cluster is already running in %s (%s pid %d); run down first", cfg.DataDir, p.Name, p.PID)
 			}
 		}

@@ -301,7 +301,7 @@ func TestLocalCluster(t *testing.T) {
 	}
 	stopped = true
 	for _, p := range st.Processes {
-		if syscall.Kill(p.PID, 0) == nil && strings.Contains(readFile(fmt.Sprintf("/proc/%d/cmdline", p.PID)), filepath.Base(p.Name)) {
+		if p.Alive() {
 			t.Errorf("%s (pid %d) still runs after Stop", p.Name, p.PID)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -103,7 +102,7 @@ func assertNothingLeft(t *testing.T, dataDir string, st *localcluster.State) {
 		t.Errorf("state file left (err %v)", err)
 	}
 	for _, p := range st.Processes {
-		if data, err := os.ReadFile(filepath.Join("/proc", itoa(p.PID), "cmdline")); err == nil && len(data) > 0 {
+		if p.Alive() {
 			t.Errorf("%s (pid %d) still runs", p.Name, p.PID)
 		}
 	}
@@ -114,7 +113,5 @@ func assertNothingLeft(t *testing.T, dataDir string, st *localcluster.State) {
 		t.Errorf("network namespaces left: %v", names)
 	}
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 func logrDiscard() logr.Logger { return logr.Discard() }

@@ -69,8 +69,8 @@ func processStartTime(pid int) (uint64, error) {
 	return strconv.ParseUint(fields[19], 10, 64)
 }
 
-// alive reports whether the recorded process still runs (and is the same process, not a zombie).
-func (r ProcessRecord) alive() bool {
+// Alive reports whether the recorded process still runs (and is the same process, not a zombie).
+func (r ProcessRecord) Alive() bool {
 	st, err := processStartTime(r.PID)
 	if err != nil {
 		return false
@@ -91,21 +91,21 @@ func (r ProcessRecord) alive() bool {
 
 // stop sends SIGTERM to the process group, waits up to grace, then SIGKILLs the group.
 func (r ProcessRecord) stop(grace time.Duration) {
-	if !r.alive() {
+	if !r.Alive() {
 		return
 	}
 	_ = syscall.Kill(-r.PID, syscall.SIGTERM)
 	_ = syscall.Kill(r.PID, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
-		if !r.alive() {
+		if !r.Alive() {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	_ = syscall.Kill(-r.PID, syscall.SIGKILL)
 	_ = syscall.Kill(r.PID, syscall.SIGKILL)
-	for i := 0; i < 100 && r.alive(); i++ {
+	for i := 0; i < 100 && r.Alive(); i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -66,7 +66,7 @@ func reapStale(ctx context.Context, log logr.Logger) {
 		}
 		alive := false
 		for _, p := range s.Processes {
-			if p.alive() {
+			if p.Alive() {
 				alive = true
 			}
 		}

@@ -73,7 +73,7 @@ func Status(dataDir string) (*State, []ProcessStatus, error) {
 	}
 	var out []ProcessStatus
 	for _, p := range s.Processes {
-		out = append(out, ProcessStatus{Name: p.Name, PID: p.PID, Running: p.alive(), LogFile: p.LogFile})
+		out = append(out, ProcessStatus{Name: p.Name, PID: p.PID, Running: p.Alive(), LogFile: p.LogFile})
 	}
 	return s, out, nil
 }
