@@ -41,6 +41,13 @@ func WriteMarkdown(r *Results, path string) error {
 		}
 		w("\n")
 	}
+	if len(r.Warnings) > 0 {
+		w("**Seen while measuring:**\n\n")
+		for _, e := range r.Warnings {
+			w("* %s\n", e)
+		}
+		w("\n")
+	}
 	if findings, err := os.ReadFile(filepath.Join(dir, FindingsFile)); err == nil {
 		w("## Findings\n\n%s\n", strings.TrimSpace(string(findings)))
 		w("\n")

@@ -37,6 +37,8 @@ type Results struct {
 	Operator json.RawMessage `json:"operator,omitempty"`
 
 	Errors []string `json:"errors,omitempty"`
+	// Warnings are findings about the system under test met while measuring (not benchmark failures).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Machine describes where the run happened.
