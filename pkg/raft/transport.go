@@ -54,5 +54,11 @@ func newNetworkTransport(cfg Config, logger hclogger) (*hraft.NetworkTransport, 
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  logger,
+		// One RPC in flight turns hashicorp/raft's pipelined replication off. Its pipeline (v1.8.0)
+		// can deadlock: when a follower answers Success=false or a higher term, the decoder exits
+		// while the sender blocks on the unbuffered in-progress channel, so that follower's
+		// replication stops for good (heartbeats go on, so it never calls an election) and
+		// Raft.Shutdown waits forever. The fault campaign hit it (a SIGTERM that never finished).
+		MaxRPCsInFlight: 1,
 	}), nil
 }
