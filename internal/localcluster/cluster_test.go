@@ -239,6 +239,14 @@ func TestLocalCluster(t *testing.T) {
 			VolumeMounts: []corev1.VolumeMount{{Name: "work", MountPath: "/mnt/work"}},
 		}}
 		p.Spec.Containers[0].Command = []string{"sh", "-c", "exec sleep 600"}
+		// A volume over /tmp must not hide the sources of later mounts (the data dir may be under /tmp),
+		// and a mount below it lands inside it.
+		p.Spec.Volumes = append(p.Spec.Volumes,
+			corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			corev1.Volume{Name: "cfg", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "demo-config"}}}})
+		p.Spec.Containers[0].VolumeMounts = append(p.Spec.Containers[0].VolumeMounts,
+			corev1.VolumeMount{Name: "tmp", MountPath: "/tmp"},
+			corev1.VolumeMount{Name: "cfg", MountPath: "/tmp/localcluster-test-cfg"})
 		if _, err := cs.CoreV1().Pods(testNS).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -249,6 +257,13 @@ func TestLocalCluster(t *testing.T) {
 		out, err := c.ExecInPodNetwork(ctx, testNS, "with-init", "cat", "/mnt/work/greeting")
 		if err != nil || strings.TrimSpace(string(out)) != "hello" {
 			t.Errorf("greeting = %q, %v", out, err)
+		}
+		out, err = c.ExecInPodNetwork(ctx, testNS, "with-init", "cat", "/tmp/localcluster-test-cfg/chain-id")
+		if err != nil || strings.TrimSpace(string(out)) != "localcluster-test" {
+			t.Errorf("ConfigMap below the /tmp volume = %q, %v", out, err)
+		}
+		if fileExists("/tmp/localcluster-test-cfg") {
+			t.Errorf("mount target below a volume was created on the host")
 		}
 		zero := int64(0)
 		if err := cs.CoreV1().Pods(testNS).Delete(ctx, "with-init", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {

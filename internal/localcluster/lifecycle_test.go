@@ -85,6 +85,8 @@ func TestDownAfterCrash(t *testing.T) {
 	for _, p := range st.Processes {
 		if p.Name == "kubelet" {
 			_ = syscall.Kill(p.PID, syscall.SIGKILL)
+			// The signal is delivered asynchronously; wait until the process is really gone.
+			waitFor(context.Background(), t, "the kubelet to die", 10*time.Second, func() bool { return !p.Alive() })
 		}
 	}
 	if out, err := exec.Command(bin, "status", "--data-dir", dataDir).CombinedOutput(); err == nil {

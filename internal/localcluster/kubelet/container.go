@@ -206,7 +206,10 @@ func (c *containerRuntime) start() (*exec.Cmd, error) {
 	if fileExists("/etc/hostname") {
 		spec.Mounts = append(spec.Mounts, launcher.Mount{Source: hostnameFile, Target: "/etc/hostname", ReadOnly: true})
 	}
-	for _, m := range spec.Mounts {
+	for i, m := range spec.Mounts {
+		if belowEarlierMount(spec.Mounts[:i], m.Target) {
+			continue // the launcher creates it inside that volume, not on the host
+		}
 		created, err := launcher.EnsureTarget(m.Source, m.Target)
 		if err != nil {
 			return nil, err
@@ -244,6 +247,15 @@ func (c *containerRuntime) start() (*exec.Cmd, error) {
 		return nil, fmt.Errorf("cannot start launcher for container %s: %w", c.spec.Name, err)
 	}
 	return cmd, nil
+}
+
+func belowEarlierMount(earlier []launcher.Mount, target string) bool {
+	for _, e := range earlier {
+		if strings.HasPrefix(filepath.Clean(target), strings.TrimSuffix(filepath.Clean(e.Target), "/")+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *containerRuntime) logPath(restart int32) string {

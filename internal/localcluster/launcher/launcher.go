@@ -67,10 +67,22 @@ func Run(specFile string) error {
 			return fmt.Errorf("cannot set hostname %q: %w", spec.Hostname, err)
 		}
 	}
-	for _, m := range spec.Mounts {
-		if err := bindMount(m); err != nil {
+	// Every source is opened before anything is mounted and mounted through /proc/self/fd: a volume
+	// mounted over a directory (an emptyDir at /tmp) would otherwise hide the sources of later mounts
+	// that live below it (a data dir under /tmp).
+	sources := make([]int, len(spec.Mounts))
+	for i, m := range spec.Mounts {
+		fd, err := unix.Open(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("cannot open volume source %s: %w", m.Source, err)
+		}
+		sources[i] = fd
+	}
+	for i, m := range spec.Mounts {
+		if err := bindMount(fmt.Sprintf("/proc/self/fd/%d", sources[i]), m); err != nil {
 			return err
 		}
+		_ = unix.Close(sources[i])
 	}
 	if spec.Netns != "" {
 		fd, err := unix.Open(spec.Netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -93,12 +105,27 @@ func Run(specFile string) error {
 	return nil
 }
 
-func bindMount(m Mount) error {
-	// The kubelet created the target beforehand (it records the directories it makes on the host).
-	if _, err := os.Stat(m.Target); err != nil {
-		return fmt.Errorf("mount target %s missing: %w", m.Target, err)
+func bindMount(source string, m Mount) error {
+	// The kubelet created the target on the host beforehand (and records what it made). A target that
+	// is missing now lies below an earlier mount of this container (a volume at /tmp, another at
+	// /tmp/x), so creating it writes into that volume, not into the host.
+	if _, err := os.Stat(m.Target); errors.Is(err, os.ErrNotExist) {
+		st, err := os.Stat(source)
+		if err != nil {
+			return fmt.Errorf("cannot stat volume source %s: %w", m.Source, err)
+		}
+		if st.IsDir() {
+			err = os.MkdirAll(m.Target, 0o755)
+		} else if err = os.MkdirAll(filepath.Dir(m.Target), 0o755); err == nil {
+			err = os.WriteFile(m.Target, nil, 0o644)
+		}
+		if err != nil {
+			return fmt.Errorf("cannot create mount target %s: %w", m.Target, err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("cannot stat mount target %s: %w", m.Target, err)
 	}
-	if err := unix.Mount(m.Source, m.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := unix.Mount(source, m.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("cannot bind-mount %s at %s: %w", m.Source, m.Target, err)
 	}
 	if m.ReadOnly {
