@@ -374,12 +374,17 @@ func planVolumeCleanup(in planInput) (step, bool) {
 	return step{}, false
 }
 
-// lostData is true when a voter's node answers but has no Raft state at all: it lost its disk. It must not
-// vote again with a forgotten log; it is removed and then added back as a non-voter.
+// lostData is true when a voter's node answers but lost its disk: it reports rejoining (it started with no
+// Raft state into an existing cluster and refuses to vote until it was a non-voter and caught up), or it has
+// no Raft state at all yet. It must not vote again with a forgotten log; it is removed and then added back as
+// a non-voter.
 func lostData(in planInput, m nodeapi.Member) bool {
 	pv, ok := in.Pods[m.ID]
-	return ok && pv.Node != nil && m.Suffrage == nodeapi.SuffrageVoter && m.ID != in.Leader &&
-		len(pv.Node.Configuration.Servers) == 0 && pv.Node.LastLogIndex == 0 && pv.Node.Term == 0
+	if !ok || pv.Node == nil || m.Suffrage != nodeapi.SuffrageVoter || m.ID == in.Leader {
+		return false
+	}
+	return pv.Node.Rejoining ||
+		(len(pv.Node.Configuration.Servers) == 0 && pv.Node.LastLogIndex == 0 && pv.Node.Term == 0)
 }
 
 // planScaleUp grows the StatefulSet to the desired size and adds the missing members one at a time, each as

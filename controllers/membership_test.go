@@ -150,6 +150,22 @@ func TestPlanStep(t *testing.T) {
 			want: step{Kind: stepRemoveMember, Activity: activityScalingUp, Member: "c-1"},
 		},
 		{
+			name: "wiped member that already caught up as a voter but still reports rejoining: removed too",
+			in:   healthy3.input(),
+			mutate: func(in *planInput) {
+				in.Pods["c-1"].Node.Rejoining = true
+			},
+			want: step{Kind: stepRemoveMember, Activity: activityScalingUp, Member: "c-1"},
+		},
+		{
+			name: "a rejoining non-voter is left to catch up",
+			in:   cluster{desired: 3, sts: 3, members: []string{"0:V", "1:V", "2:N"}, pods: []int{0, 1, 2}, leader: 0}.input(),
+			mutate: func(in *planInput) {
+				in.Pods["c-2"].Node.Rejoining = true
+			},
+			want: step{Activity: activityScalingUp, Member: "c-2"},
+		},
+		{
 			name: "scale down 3→1, step 1: remove the highest ordinal",
 			in:   cluster{desired: 1, sts: 3, members: []string{"0:V", "1:V", "2:V"}, pods: []int{0, 1, 2}, leader: 0}.input(),
 			want: step{Kind: stepRemoveMember, Activity: activityScalingDown, Member: "c-2"},

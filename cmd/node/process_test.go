@@ -137,8 +137,9 @@ func TestSigtermLeaderHandsOver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Behaviour bound, not the benchmark target: two block times.
-		if !prev.IsZero() && b.Time.Sub(prev) > 200*time.Millisecond {
+		// A behaviour bound (no stall), not the benchmark target (block time + 20 ms, see make bench): this
+		// test shares two cores with the rest of the suite.
+		if !prev.IsZero() && b.Time.Sub(prev) > time.Second {
 			t.Fatalf("gap of %v before block %d around the switchover at %d", b.Time.Sub(prev), h, st.Height)
 		}
 		prev = b.Time

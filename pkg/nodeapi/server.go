@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -62,7 +63,13 @@ type Server struct {
 	cfg     ServerConfig
 	backend Backend
 	mux     *http.ServeMux
+	// closing ends long-lived streams (/raft/watch), which http.Server.Shutdown would otherwise wait for.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
+
+// Close ends every /raft/watch stream; call it before shutting the HTTP server down.
+func (s *Server) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
 
 // NewServer returns the API handler.
 func NewServer(b Backend, cfg ServerConfig) *Server {
@@ -75,7 +82,7 @@ func NewServer(b Backend, cfg ServerConfig) *Server {
 	if cfg.TxWait <= 0 {
 		cfg.TxWait = 10 * time.Second
 	}
-	s := &Server{cfg: cfg, backend: b, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, backend: b, mux: http.NewServeMux(), closing: make(chan struct{})}
 	s.route("/raft", methods{http.MethodGet: s.status})
 	s.route("/raft/watch", methods{http.MethodGet: s.watch})
 	s.route("/raft/members", methods{http.MethodGet: s.members, http.MethodPost: s.auth(s.leaderOnly(s.addMember))})
@@ -225,6 +232,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		}
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.closing:
 			return
 		case <-changed:
 		case <-keepalive.C:

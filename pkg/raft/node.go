@@ -19,6 +19,9 @@ import (
 
 type hclogger = hclog.Logger
 
+// shutdownTimeout bounds how long Shutdown waits for Raft's goroutines.
+const shutdownTimeout = 10 * time.Second
+
 // Errors callers map to API answers.
 var (
 	// ErrNotLeader: the call must run on the leader.
@@ -79,7 +82,8 @@ type Node struct {
 	// guards cannot interleave with another change.
 	membership sync.Mutex
 
-	rejoining atomic.Bool
+	rejoining    atomic.Bool
+	seenNonvoter atomic.Bool
 
 	mu             sync.Mutex
 	autopilotStop  context.CancelFunc
@@ -137,6 +141,7 @@ func NewNode(cfg Config, fsm *FSM, fetch StatsFetcher, logger hclogger) (*Node, 
 	}
 	if rejoinPending(cfg.DataDir) {
 		n.rejoining.Store(true)
+		n.seenNonvoter.Store(rejoinSeenNonvoter(cfg.DataDir))
 	}
 	n.transport = newVoteGate(n.transport, &n.rejoining, cfg.ID)
 	if !cfg.InMemory {
@@ -186,6 +191,24 @@ func (n *Node) Transport() hraft.Transport {
 
 // Rejoining reports whether this node is catching up after losing its data and so refuses to vote.
 func (n *Node) Rejoining() bool { return n.rejoining.Load() }
+
+// NoteNonvoter records that the rejoining node has been (re-)added as a non-voter: its old voter entry,
+// which counted a log it no longer has, is gone. Only after that may it vote again once caught up.
+func (n *Node) NoteNonvoter() error {
+	if !n.rejoining.Load() || n.seenNonvoter.Load() {
+		return nil
+	}
+	if !n.cfg.InMemory {
+		if err := markSeenNonvoter(n.cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	n.seenNonvoter.Store(true)
+	return nil
+}
+
+// SeenNonvoter reports whether NoteNonvoter was called during this rejoin (also before a restart).
+func (n *Node) SeenNonvoter() bool { return n.seenNonvoter.Load() }
 
 // EndRejoin lets a rejoining node vote again; call it once the node holds the committed log.
 func (n *Node) EndRejoin() error {
@@ -500,7 +523,15 @@ func (n *Node) Shutdown() error {
 	n.shutdownCalled = true
 	n.mu.Unlock()
 	n.stopAutopilot()
-	err := n.raft.Shutdown().Error()
+	// Shutdown waits for Raft's goroutines; if one is stuck, report it instead of hanging the process.
+	result := make(chan error, 1)
+	go func() { result <- n.raft.Shutdown().Error() }()
+	var err error
+	select {
+	case err = <-result:
+	case <-time.After(shutdownTimeout):
+		return fmt.Errorf("raft did not shut down within %v", shutdownTimeout)
+	}
 	n.raft.DeregisterObserver(n.observer)
 	close(n.done)
 	n.wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -15,6 +16,9 @@ import (
 // caught up.
 const rejoinMarker = "rejoining"
 
+// voteGate is the transport wrapper of every node. It disables pipelined replication (see
+// AppendEntriesPipeline) and keeps a rejoining node from voting.
+//
 // A node that lost its disk but whose old self may still be a voter must not vote until it holds the
 // committed log again: with an empty log and a forgotten term it would grant any candidate its vote,
 // and a candidate missing committed entries could win. Raft's safety assumes voters never forget.
@@ -79,6 +83,13 @@ func (g *voteGate) refuse(rpc hraft.RPC) bool {
 	return true
 }
 
+// AppendEntriesPipeline is refused, so Raft replicates with one AppendEntries RPC at a time. Pipelined
+// replication in hashicorp/raft v1.8 can deadlock after a rejected append (a follower then silently stops
+// receiving entries and Shutdown hangs); at our block sizes and on a LAN the pipeline buys little.
+func (g *voteGate) AppendEntriesPipeline(hraft.ServerID, hraft.ServerAddress) (hraft.AppendPipeline, error) {
+	return nil, hraft.ErrPipelineReplicationNotSupported
+}
+
 // RequestPreVote keeps pre-vote working through the wrapper.
 func (g *voteGate) RequestPreVote(id hraft.ServerID, target hraft.ServerAddress, args *hraft.RequestPreVoteRequest, resp *hraft.RequestPreVoteResponse) error {
 	pv, ok := g.Transport.(hraft.WithPreVote)
@@ -95,6 +106,30 @@ func (g *voteGate) Close() error {
 		return c.Close()
 	}
 	return nil
+}
+
+// seenNonvoterNote is written into the marker once the rejoining node was a non-voter: from then on it
+// may vote again as soon as it has caught up, also after a restart.
+const seenNonvoterNote = "seen as a non-voter\n"
+
+func markSeenNonvoter(dataDir string) error {
+	if dataDir == "" {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(dataDir, rejoinMarker), os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("cannot update rejoin marker: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(seenNonvoterNote); err != nil {
+		return fmt.Errorf("cannot update rejoin marker: %w", err)
+	}
+	return f.Sync()
+}
+
+func rejoinSeenNonvoter(dataDir string) bool {
+	data, err := os.ReadFile(filepath.Join(dataDir, rejoinMarker))
+	return err == nil && strings.Contains(string(data), seenNonvoterNote)
 }
 
 // startRejoin records on disk that this node is rejoining.

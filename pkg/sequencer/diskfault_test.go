@@ -80,8 +80,8 @@ func TestCorruptedStateIsReportedAtStart(t *testing.T) {
 		{"raft log truncated", "raft/raft.db", truncate(5000)},
 		{"raft snapshot state", rel(t, dir, filepath.Join(snapDir, "state.bin")), scribble(20)},
 		{"raft snapshot metadata", rel(t, dir, filepath.Join(snapDir, "meta.json")), scribble(0)},
-		{"chain store", "chain/chain.db", scribble(8192)},
-		{"tx index", "chain/txindex.db", scribble(4096)},
+		{"chain store", "chain/chain.db", scribbleFrom(8192)},
+		{"tx index", "chain/txindex.db", scribbleFrom(8192)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,9 +16,22 @@ func (n *Node) join(ctx context.Context) {
 	backoff := 200 * time.Millisecond
 	for {
 		if cfg, err := n.raft.Configuration(); err == nil {
-			if _, ok := cfg.Has(n.cfg.ID); ok {
+			if m, ok := cfg.Has(n.cfg.ID); ok && !(m.Voter && n.raft.Rejoining()) {
 				n.log.Info("Member of the cluster", zap.String("via", n.cfg.Join))
 				return
+			}
+		}
+		if n.raft.Rejoining() {
+			// Our old self may still be a voter that counted a log we lost: drop it so we come back as a
+			// non-voter. Removing a non-member changes nothing, so this is safe to repeat.
+			if cfg, err := client.Members(ctx); err == nil {
+				for _, m := range cfg.Servers {
+					if m.ID == n.cfg.ID && m.Suffrage == nodeapi.SuffrageVoter {
+						if _, err := client.RemoveMember(ctx, n.cfg.ID, 0); err != nil {
+							n.log.Warn("Cannot drop the voter entry this node had before it lost its data", zap.Error(err))
+						}
+					}
+				}
 			}
 		}
 		reqCtx, cancel := context.WithTimeout(ctx, 15*time.Second)

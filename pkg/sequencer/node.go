@@ -236,6 +236,7 @@ func (n *Node) Stop(ctx context.Context) error {
 			n.log.Warn("Leaving without handing leadership over", zap.Error(err))
 		}
 		if n.httpServer != nil {
+			n.api.Close() // watchers reconnect to another node at once instead of holding the shutdown
 			shutdownCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			if err := n.httpServer.Shutdown(shutdownCtx); err != nil {
 				_ = n.httpServer.Close()
@@ -284,12 +285,21 @@ func (n *Node) relayRaftChanges(ctx context.Context) {
 	}
 }
 
-// endRejoinWhenCaughtUp lets a rejoining node vote again once it is a member that holds the committed
-// log. Historical blocks still being backfilled do not matter for voting: Raft's safety is about the log.
+// endRejoinWhenCaughtUp lets a rejoining node vote again once it has been a non-voter (so its old voter
+// entry, which counted a log it lost, is gone) and holds the committed log. Until then it reports
+// rejoining, which is how the operator knows to re-add it as a non-voter. Historical blocks still being
+// backfilled do not matter for voting: Raft's safety is about the log.
 func (n *Node) endRejoinWhenCaughtUp(ctx context.Context) {
 	for n.raft.Rejoining() {
 		changed := n.changes.Changed()
-		if n.caughtUpMember() {
+		if cfg, err := n.raft.Configuration(); err == nil {
+			if m, ok := cfg.Has(n.cfg.ID); ok && !m.Voter {
+				if err := n.raft.NoteNonvoter(); err != nil {
+					n.log.Error("Cannot record rejoin progress", zap.Error(err))
+				}
+			}
+		}
+		if n.raft.SeenNonvoter() && n.caughtUpMember() {
 			if err := n.raft.EndRejoin(); err != nil {
 				n.log.Error("Cannot end rejoin", zap.Error(err))
 			} else {
