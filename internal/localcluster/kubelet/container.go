@@ -3,10 +3,12 @@ package kubelet
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -112,6 +114,10 @@ func (c *containerRuntime) runOnce() (int, error) {
 	}
 	cmd, err := c.start()
 	if err != nil {
+		return -1, err
+	}
+	if err := launched(cmd); err != nil {
+		_ = cmd.Wait()
 		return -1, err
 	}
 	started := metav1.Now()
@@ -231,9 +237,16 @@ func (c *containerRuntime) start() (*exec.Cmd, error) {
 		return nil, fmt.Errorf("cannot open container log: %w", err)
 	}
 	defer out.Close()
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("cannot create launch pipe: %w", err)
+	}
+	defer syncW.Close()
 	cmd := exec.Command(pr.p.cfg.Launcher, "launch", "--spec", specFile)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = env
+	cmd.Env = append(env, launcher.SyncFDEnv+"=3")
+	cmd.ExtraFiles = []*os.File{syncW}
+	launchPipes.Store(cmd, syncR)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:      true,
 		Unshareflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
@@ -244,9 +257,37 @@ func (c *containerRuntime) start() (*exec.Cmd, error) {
 		start = func() error { return spawner.Start(cmd) }
 	}
 	if err := start(); err != nil {
+		launchPipes.Delete(cmd)
+		_ = syncR.Close()
 		return nil, fmt.Errorf("cannot start launcher for container %s: %w", c.spec.Name, err)
 	}
 	return cmd, nil
+}
+
+// launchPipes holds the read end of each started launcher's sync pipe until launched reads it.
+var launchPipes sync.Map // *exec.Cmd -> *os.File
+
+// launched waits until the launcher has exec'd the container binary: the write end of the sync pipe is
+// close-on-exec in the launcher, so EOF with nothing read means the exec happened, and a message means
+// the launch failed (a mount, the namespace). Only then is the container running: before, its
+// volumes may not be mounted yet.
+func launched(cmd *exec.Cmd) error {
+	v, ok := launchPipes.LoadAndDelete(cmd)
+	if !ok {
+		return nil
+	}
+	r := v.(*os.File)
+	defer r.Close()
+	_ = r.SetReadDeadline(time.Now().Add(30 * time.Second))
+	msg, err := io.ReadAll(r)
+	if len(msg) > 0 {
+		return fmt.Errorf("cannot launch container: %s", strings.TrimSpace(string(msg)))
+	}
+	if err != nil {
+		signalGroup(cmd.Process.Pid, syscall.SIGKILL)
+		return fmt.Errorf("launcher did not exec the container within 30s: %w", err)
+	}
+	return nil
 }
 
 func belowEarlierMount(earlier []launcher.Mount, target string) bool {

@@ -28,6 +28,8 @@ type podRuntime struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	notifyMu sync.Mutex // serialises notify
+
 	mu        sync.Mutex
 	pod       *corev1.Pod
 	net       podnet.Pod
@@ -129,8 +131,8 @@ func (pr *podRuntime) prepareWithRetry() error {
 		if changed {
 			pr.log.Info("Pod cannot start yet", "reason", reason, "message", err.Error())
 			pr.p.recordEvent(pr.pod, corev1.EventTypeWarning, reason, err.Error())
-			pr.notify()
 		}
+		pr.notify()
 		select {
 		case <-pr.ctx.Done():
 			return pr.ctx.Err()
@@ -302,8 +304,12 @@ func (pr *podRuntime) writeRecord() {
 	}
 }
 
-// notify pushes the current status to the pod controller.
+// notify pushes the current status to the pod controller. Snapshot and delivery happen under one lock
+// so that an older snapshot is never delivered after a newer one: the pod controller keeps the last
+// status it was given, and nothing might change again to correct it.
 func (pr *podRuntime) notify() {
+	pr.notifyMu.Lock()
+	defer pr.notifyMu.Unlock()
 	pr.p.notify(pr.snapshot())
 }
 

@@ -131,7 +131,9 @@ func (p *Provider) DeletePod(ctx context.Context, pod *corev1.Pod) error {
 		}
 		p.mu.Unlock()
 		pr.log.Info("Pod stopped")
+		pr.notifyMu.Lock()
 		p.notify(final)
+		pr.notifyMu.Unlock()
 		// Like the kubelet, finish the deletion as soon as the containers are gone instead of letting
 		// the pod controller wait out the whole grace period.
 		uid := pod.UID

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -46,8 +48,29 @@ func Write(file string, spec *Spec) error {
 	return nil
 }
 
-// Run performs the launch described in specFile. It returns only on error.
+// SyncFDEnv names the environment variable that gives the launcher the file descriptor of its sync
+// pipe to the kubelet. The launcher marks it close-on-exec, so the kubelet reads EOF exactly when the
+// container's binary replaced the launcher, or the error message when the launch failed.
+const SyncFDEnv = "LOCALCLUSTER_LAUNCH_SYNC_FD"
+
+// Run performs the launch described in specFile. It returns only on error, which it also reports
+// through the sync pipe when there is one.
 func Run(specFile string) error {
+	syncFD := -1
+	if v := os.Getenv(SyncFDEnv); v != "" {
+		if fd, err := strconv.Atoi(v); err == nil {
+			syncFD = fd
+			unix.CloseOnExec(fd)
+		}
+	}
+	err := run(specFile)
+	if syncFD >= 0 {
+		_, _ = unix.Write(syncFD, []byte(err.Error()))
+	}
+	return err
+}
+
+func run(specFile string) error {
 	data, err := os.ReadFile(specFile)
 	if err != nil {
 		return fmt.Errorf("cannot read launch spec: %w", err)
@@ -99,7 +122,13 @@ func Run(specFile string) error {
 			return fmt.Errorf("cannot change to working dir %s: %w", spec.WorkDir, err)
 		}
 	}
-	if err := syscall.Exec(spec.Argv[0], spec.Argv, spec.Env); err != nil {
+	env := make([]string, 0, len(spec.Env))
+	for _, kv := range spec.Env {
+		if !strings.HasPrefix(kv, SyncFDEnv+"=") {
+			env = append(env, kv)
+		}
+	}
+	if err := syscall.Exec(spec.Argv[0], spec.Argv, env); err != nil {
 		return fmt.Errorf("cannot exec %s: %w", spec.Argv[0], err)
 	}
 	return nil
