@@ -69,7 +69,11 @@ func (c *containerRuntime) supervise() {
 		c.pr.mu.Lock()
 		c.restarts++
 		c.pr.mu.Unlock()
-		c.setWaiting("CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container %s", backoff, c.spec.Name))
+		msg := fmt.Sprintf("back-off %s restarting failed container %s", backoff, c.spec.Name)
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		c.setWaiting("CrashLoopBackOff", msg)
 		select {
 		case <-c.pr.ctx.Done():
 			return
