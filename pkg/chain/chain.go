@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,7 +94,8 @@ type Chain struct {
 	writeMu sync.Mutex // serialises writers
 	closed  bool       // guarded by writeMu
 
-	view atomic.Pointer[chainView]
+	view  atomic.Pointer[chainView]
+	built atomic.Pointer[builtBlock]
 }
 
 // chainView is one consistent, immutable state of the chain.
@@ -290,7 +292,25 @@ func (c *Chain) Build(txs [][]byte, now time.Time, s *Signer) (*chainpb.Block, e
 		Txs: txs,
 	}
 	s.Sign(b)
+	c.built.Store(&builtBlock{hash: BlockHash(b), res: res})
 	return b, nil
+}
+
+// builtBlock remembers the execution result of the block this node built last. When the same block comes
+// back from the Raft log, validation reuses it instead of executing the transactions a second time. The
+// block hash covers the parent hash, the tx root and the state root, and the tx root is still checked
+// against the transactions, so the reuse applies only to the very state and transactions it was computed on.
+type builtBlock struct {
+	hash []byte
+	res  ExecResult
+}
+
+func (c *Chain) builtResult(b *chainpb.Block) (ExecResult, bool) {
+	bb := c.built.Load()
+	if bb == nil || !bytes.Equal(bb.hash, BlockHash(b)) {
+		return ExecResult{}, false
+	}
+	return bb.res, true
 }
 
 // execute runs the executor against v's state and checks its writes can be
@@ -354,9 +374,12 @@ func (c *Chain) validate(v *chainView, b *chainpb.Block) (ExecResult, *Validatio
 	if root := TxRoot(b.Txs); !bytes.Equal(h.TxRoot, root) {
 		return ExecResult{}, invalid(b, "tx_root", "%x, want %x", h.TxRoot, root)
 	}
-	res, err := c.execute(v, b.Txs)
-	if err != nil {
-		return ExecResult{}, invalid(b, "txs", "%v", err)
+	res, ok := c.builtResult(b)
+	if !ok {
+		var err error
+		if res, err = c.execute(v, b.Txs); err != nil {
+			return ExecResult{}, invalid(b, "txs", "%v", err)
+		}
 	}
 	if !bytes.Equal(h.StateRoot, res.StateRoot) {
 		return ExecResult{}, invalid(b, "state_root", "%x, re-execution gives %x", h.StateRoot, res.StateRoot)
@@ -396,7 +419,7 @@ func (c *Chain) Apply(b *chainpb.Block) (applied bool, err error) {
 			return err
 		}
 		state := tx.Bucket(bucketState)
-		for _, w := range res.Writes {
+		for _, w := range sortedWrites(res.Writes) {
 			if err := state.Put(w.Key, w.Value); err != nil {
 				return fmt.Errorf("state key %x: %w", w.Key, err)
 			}
@@ -455,6 +478,14 @@ func putBlock(tx *bolt.Tx, height uint64, data []byte) error {
 	return nil
 }
 
+// sortedWrites orders writes by key for the store: inserts in key order touch each B+tree page once
+// instead of once per write. The sort is stable, so of two writes to one key the later still lands last.
+func sortedWrites(ws []Write) []Write {
+	out := slices.Clone(ws)
+	slices.SortStableFunc(out, func(a, b Write) int { return bytes.Compare(a.Key, b.Key) })
+	return out
+}
+
 func applyWrites(t *iradix.Tree, writes []Write) *iradix.Tree {
 	if len(writes) == 0 {
 		return t
@@ -487,6 +518,23 @@ func (c *Chain) Block(height uint64) (*chainpb.Block, error) {
 		return nil, fmt.Errorf("cannot read block %d: %w", height, err)
 	}
 	return b, nil
+}
+
+// Uncommitted returns the transactions no committed block holds, in order. The producer uses it so a
+// resubmitted transaction is never included twice.
+func (c *Chain) Uncommitted(txs [][]byte) [][]byte {
+	hashes := make([][]byte, len(txs))
+	for i, tx := range txs {
+		hashes[i] = TxHash(tx)
+	}
+	known := c.index.known(hashes)
+	out := txs[:0:0]
+	for i, tx := range txs {
+		if !known[i] {
+			out = append(out, tx)
+		}
+	}
+	return out
 }
 
 // TxHeight returns the height of the earliest stored block that includes the

@@ -274,3 +274,21 @@ func TestConcurrentReads(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+func TestUncommittedDropsIncludedTransactions(t *testing.T) {
+	s := newSigner(t)
+	c := openChain(t, t.TempDir(), s)
+	blocks := grow(t, c, s, 3)
+	fresh := []byte("set fresh 1")
+	in := [][]byte{blocks[0].Txs[0], fresh, blocks[2].Txs[1]}
+	got := c.Uncommitted(in)
+	if len(got) != 1 || string(got[0]) != string(fresh) {
+		t.Fatalf("Uncommitted = %q, want only %q", got, fresh)
+	}
+	if err := c.index.flush(); err != nil { // from disk as well as from memory
+		t.Fatal(err)
+	}
+	if got := c.Uncommitted(in); len(got) != 1 {
+		t.Fatalf("after flush: %q", got)
+	}
+}

@@ -136,6 +136,26 @@ func (x *txIndex) lookup(hash []byte) (uint64, bool) {
 	return disk, onDisk
 }
 
+// known reports which of the hashes are indexed, with one lock and one read transaction for all.
+func (x *txIndex) known(hashes [][]byte) []bool {
+	out := make([]bool, len(hashes))
+	x.mu.RLock()
+	for i, h := range hashes {
+		_, out[i] = x.pending[string(h)]
+	}
+	x.mu.RUnlock()
+	_ = x.store.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTxs)
+		for i, h := range hashes {
+			if !out[i] && b.Get(h) != nil {
+				out[i] = true
+			}
+		}
+		return nil
+	})
+	return out
+}
+
 func (x *txIndex) loop() {
 	defer close(x.done)
 	t := time.NewTicker(indexFlushInterval)

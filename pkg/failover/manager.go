@@ -304,15 +304,7 @@ func (m *Manager) produce(ctx context.Context) (*chainpb.Block, error) {
 
 // dropCommitted removes transactions the chain already holds, so a resubmitted transaction is never
 // included twice.
-func (m *Manager) dropCommitted(txs [][]byte) [][]byte {
-	out := txs[:0]
-	for _, tx := range txs {
-		if _, ok := m.chain.TxHeight(chain.TxHash(tx)); !ok {
-			out = append(out, tx)
-		}
-	}
-	return out
-}
+func (m *Manager) dropCommitted(txs [][]byte) [][]byte { return m.chain.Uncommitted(txs) }
 
 // failPending tells the submitters of transactions still in the mempool of a node that no longer
 // leads to resubmit: a follower forwards transactions instead of producing them.

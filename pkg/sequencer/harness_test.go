@@ -26,6 +26,11 @@ const (
 	testBlockTime = 50 * time.Millisecond
 )
 
+// testTimings are the default timings with the leader lease at the heartbeat timeout: these tests check
+// behaviour on a machine shared with the rest of the suite, where a 50 ms scheduling stall would depose a
+// leader mid-test (the benchmarks measure the defaults).
+var testTimings = sraft.Timings{Heartbeat: 100 * time.Millisecond, Election: 400 * time.Millisecond, LeaderLease: 100 * time.Millisecond, Commit: 10 * time.Millisecond}
+
 // swapHandler lets an httptest server exist before the node it serves, so every node's API URL is
 // known when the nodes are built.
 type swapHandler struct {
@@ -106,6 +111,7 @@ func (c *testCluster) addNodeWith(id string, bootstrap bool, change func(*sequen
 		APIToken:      testToken,
 		SigningKey:    c.key,
 		Producer:      failover.Config{BlockTime: testBlockTime},
+		Timings:       testTimings,
 		Autopilot:     sraft.AutopilotConfig{StabilizationTime: 300 * time.Millisecond},
 		InMemoryRaft:  true,
 	}

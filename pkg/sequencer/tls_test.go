@@ -86,6 +86,7 @@ func startTLSNode(t *testing.T, id string, ca *testCA, key []byte, apis *sync.Ma
 		ID: id, ChainID: "tls-test", DataDir: t.TempDir(), Bootstrap: bootstrap, SigningKey: key,
 		RaftBind: raftAddr, RaftAdvertise: raftAddr, HTTPAddr: httpAddr, APIToken: testToken,
 		Producer:  failover.Config{BlockTime: 50 * time.Millisecond},
+		Timings:   testTimings,
 		Autopilot: sraft.AutopilotConfig{StabilizationTime: 300 * time.Millisecond},
 		RaftTLS:   &sraft.TransportTLS{Server: server, Client: client},
 		APITLS:    server, APIClientTLS: client,
@@ -117,9 +118,10 @@ func TestMutualTLS(t *testing.T) {
 	n2 := startTLSNode(t, "t2", ca, key, apis, false)
 	waitFor(t, 5*time.Second, "t0 producing", func() bool { return n0.node.Status().Producing })
 	for id, n := range map[string]*tlsNode{"t1": n1, "t2": n2} {
-		if _, err := n0.client.AddMember(context.Background(), nodeapi.AddMemberRequest{ID: id, Address: n.raftAddr}); err != nil {
-			t.Fatalf("add %s over TLS: %v", id, err)
-		}
+		waitFor(t, 10*time.Second, "adding "+id+" over TLS", func() bool {
+			_, err := n0.client.AddMember(context.Background(), nodeapi.AddMemberRequest{ID: id, Address: n.raftAddr})
+			return err == nil
+		})
 	}
 	waitFor(t, 15*time.Second, "three voters replicating over TLS", func() bool {
 		st := n0.node.Status()
@@ -160,16 +162,18 @@ func TestMutualTLS(t *testing.T) {
 	})
 	t.Run("a member with a foreign certificate never receives entries", func(t *testing.T) {
 		rogue := startTLSNode(t, "rogue", newTestCA(t, "rogue CA"), key, apis, false)
-		if _, err := n0.client.AddMember(context.Background(), nodeapi.AddMemberRequest{ID: "rogue", Address: rogue.raftAddr}); err != nil {
-			t.Fatal(err)
-		}
+		waitFor(t, 10*time.Second, "adding the rogue member", func() bool {
+			_, err := n0.client.AddMember(context.Background(), nodeapi.AddMemberRequest{ID: "rogue", Address: rogue.raftAddr})
+			return err == nil
+		})
 		time.Sleep(time.Second)
 		if h := rogue.node.Chain().Head().Height; h != 0 {
 			t.Fatalf("a node the cluster cannot authenticate received %d blocks", h)
 		}
-		if _, err := n0.client.RemoveMember(context.Background(), "rogue", 0); err != nil {
-			t.Fatal(err)
-		}
+		waitFor(t, 10*time.Second, "removing the rogue member", func() bool {
+			_, err := n0.client.RemoveMember(context.Background(), "rogue", 0)
+			return err == nil
+		})
 	})
 }
 
