@@ -88,6 +88,9 @@ type Manager struct {
 
 	producing atomic.Bool
 	resigning atomic.Bool
+	// stopAfterBlock asks the producer to stop right after its next committed block, so a hand-over
+	// starts with a whole block time ahead of it.
+	stopAfterBlock atomic.Bool
 
 	mu         sync.Mutex
 	ctx        context.Context
@@ -151,6 +154,7 @@ func (m *Manager) Transfer(id string) error {
 }
 
 func (m *Manager) transfer(id, reason string) error {
+	m.stopAfterNextBlock()
 	m.stopTerm()
 	if !m.node.IsLeader() {
 		if reason == "resign" {
@@ -169,6 +173,24 @@ func (m *Manager) transfer(id, reason string) error {
 	}
 	m.log.Info("Handed leadership over", zap.String("to", id), zap.String("reason", reason), zap.Duration("took", time.Since(start)))
 	return nil
+}
+
+// stopAfterNextBlock lets the producer commit one more block and stop right after it. The new leader's
+// first block is due one block time after that block, so a hand-over that takes less than a block time
+// costs no slot: the largest gap stays one block time. It gives up after two block times.
+func (m *Manager) stopAfterNextBlock() {
+	m.mu.Lock()
+	done := m.termDone
+	m.mu.Unlock()
+	if done == nil || !m.producing.Load() {
+		return
+	}
+	m.stopAfterBlock.Store(true)
+	defer m.stopAfterBlock.Store(false)
+	select {
+	case <-done:
+	case <-time.After(2 * m.cfg.BlockTime):
+	}
 }
 
 func (m *Manager) runCtx() context.Context {
@@ -251,6 +273,10 @@ func (m *Manager) lead(ctx context.Context, signalled time.Time) {
 		case err == nil:
 			lastCommit = time.Now()
 			next = nextBlockTime(time.Unix(0, block.GetHeader().GetTimeUnixNano()), m.cfg.BlockTime, lastCommit)
+			if m.stopAfterBlock.Load() {
+				m.log.Info("Stopped producing for a hand-over", zap.Uint64("height", block.GetHeader().GetHeight()))
+				return
+			}
 		case errors.Is(err, sraft.ErrNotLeader) || ctx.Err() != nil:
 			m.log.Info("Stopped producing: leadership lost", zap.Error(err))
 			return
