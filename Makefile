@@ -147,7 +147,22 @@ run-cluster: build ## Run a local three-node sequencer cluster on loopback (Ctrl
 
 .PHONY: k8s-bins
 k8s-bins: ## Build kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd from source into bin/k8s.
-	hack/build-k8s.sh
+	K8S_BIN_DIR=$(K8S_BIN) hack/build-k8s.sh
+
+.PHONY: localcluster
+localcluster: ## Build bin/localcluster (local control plane + process kubelet).
+	go build -o bin/localcluster ./cmd/localcluster
+
+.PHONY: test-localcluster
+test-localcluster: k8s-bins build localcluster ## Local-cluster tests alone (root; make test runs them too).
+	go test -count=1 -timeout 10m -v ./internal/localcluster/...
+
+.PHONY: localcluster-up localcluster-down
+localcluster-up: k8s-bins build localcluster ## Start a bare local cluster in _output/localcluster (root).
+	bin/localcluster up --data-dir $(CURDIR)/_output/localcluster
+
+localcluster-down: ## Stop the bare local cluster.
+	bin/localcluster down --data-dir $(CURDIR)/_output/localcluster
 
 ##@ Tools
 
