@@ -44,6 +44,14 @@ install: manifests ## Install the SequencerCluster CRD into the cluster of the c
 uninstall: manifests ## Remove the SequencerCluster CRD (and with it every SequencerCluster).
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
+.PHONY: deploy
+deploy: manifests ## Install the operator (CRD, RBAC, Deployment) with kustomize from config/default into the current kubeconfig's cluster.
+	$(KUBECTL) apply --server-side -k config/default
+
+.PHONY: undeploy
+undeploy: ## Remove what make deploy installed (the CRD too, and with it every SequencerCluster).
+	$(KUBECTL) delete --ignore-not-found -k config/default
+
 .PHONY: run
 run: manifests ## Run the operator from source against the cluster of the current kubeconfig.
 	go run ./cmd/manager --metrics-bind-address=:8082 --health-probe-bind-address=:8083
