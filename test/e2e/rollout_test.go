@@ -83,7 +83,7 @@ type replacementWatch struct {
 	done    chan struct{}
 }
 
-// watchPodReplacements polls the pods and the Raft leader every 100 ms.
+// watchPodReplacements polls the Raft leader and then the pods every 20 ms.
 func watchPodReplacements(ctx context.Context, sc *seqv1.SequencerCluster, uids map[string]types.UID) *replacementWatch {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &replacementWatch{cancel: cancel, done: make(chan struct{})}
@@ -96,6 +96,12 @@ func watchPodReplacements(ctx context.Context, sc *seqv1.SequencerCluster, uids 
 		defer close(w.done)
 		lastLeader, _, _ := raftLeader(ctx, sc, names)
 		for ctx.Err() == nil {
+			// The leader is sampled before the pods are looked at: the operator replaces the old leader
+			// within milliseconds of the leader change, so a sample taken after the pod check would still
+			// name the old leader for a replacement that happened after the change.
+			if l, _, err := raftLeader(ctx, sc, names); err == nil {
+				lastLeader = l
+			}
 			for name, uid := range uids {
 				if seen[name] {
 					continue
@@ -110,12 +116,10 @@ func watchPodReplacements(ctx context.Context, sc *seqv1.SequencerCluster, uids 
 					w.mu.Unlock()
 				}
 			}
-			if l, _, err := raftLeader(ctx, sc, names); err == nil {
-				lastLeader = l
-			}
+
 			select {
 			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(20 * time.Millisecond):
 			}
 		}
 	}()
