@@ -32,16 +32,16 @@ func newSequencerCluster(ns, name string, replicas int32) *seqv1.SequencerCluste
 	return &seqv1.SequencerCluster{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: seqv1.SequencerClusterSpec{
-			Replicas:   &replicas,
-			Image:      nodeImage,
-			ChainID:    name + "-chain",
-			BlockTime:  blockTime.String(),
-			Storage:    seqv1.StorageSpec{Size: &size, RetentionPolicy: seqv1.PVCRetain},
+			Replicas:  &replicas,
+			Image:     nodeImage,
+			ChainID:   name + "-chain",
+			BlockTime: blockTime.String(),
+			Storage:   seqv1.StorageSpec{Size: &size, RetentionPolicy: seqv1.PVCRetain},
 			// The default 50 ms leader lease deposes a healthy leader whenever its peers are not scheduled
 			// within 50 ms; on two cores shared with a whole control plane that happens every few seconds and
 			// turns every timing check into a coin toss. The lease at the heartbeat timeout keeps the specs
 			// about behaviour; make bench measures the defaults.
-			Raft: seqv1.RaftSpec{LeaderLeaseTimeout: "100ms"},
+			Raft:       seqv1.RaftSpec{LeaderLeaseTimeout: "100ms"},
 			SigningKey: &seqv1.SigningKeySpec{Generate: true},
 		},
 	}
