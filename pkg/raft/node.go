@@ -361,15 +361,9 @@ func (n *Node) Suffrage(id string) string {
 func (n *Node) AddMember(id, address string, voter bool, prevIndex uint64) (Configuration, error) {
 	n.membership.Lock()
 	defer n.membership.Unlock()
-	if !n.IsLeader() {
-		return Configuration{}, ErrNotLeader
-	}
-	cur, err := n.Configuration()
+	cur, err := n.changeableConfiguration(prevIndex)
 	if err != nil {
-		return Configuration{}, err
-	}
-	if prevIndex != 0 && prevIndex != cur.Index {
-		return cur, fmt.Errorf("%w: given %d, current %d", ErrStaleConfiguration, prevIndex, cur.Index)
+		return cur, err
 	}
 	for _, m := range cur.Members {
 		switch {
@@ -395,11 +389,9 @@ func (n *Node) AddMember(id, address string, voter bool, prevIndex uint64) (Conf
 	return n.committedConfiguration(f.Index())
 }
 
-// RemoveMember removes a server and returns once the removal is committed. Removing a server that is
-// not a member succeeds without a change, so a retried removal is safe.
-func (n *Node) RemoveMember(id string, prevIndex uint64) (Configuration, error) {
-	n.membership.Lock()
-	defer n.membership.Unlock()
+// changeableConfiguration is the configuration a membership change starts from: this node must lead,
+// and prevIndex, when non-zero, must be its index. Callers hold the membership lock.
+func (n *Node) changeableConfiguration(prevIndex uint64) (Configuration, error) {
 	if !n.IsLeader() {
 		return Configuration{}, ErrNotLeader
 	}
@@ -409,6 +401,18 @@ func (n *Node) RemoveMember(id string, prevIndex uint64) (Configuration, error) 
 	}
 	if prevIndex != 0 && prevIndex != cur.Index {
 		return cur, fmt.Errorf("%w: given %d, current %d", ErrStaleConfiguration, prevIndex, cur.Index)
+	}
+	return cur, nil
+}
+
+// RemoveMember removes a server and returns once the removal is committed. Removing a server that is
+// not a member succeeds without a change, so a retried removal is safe.
+func (n *Node) RemoveMember(id string, prevIndex uint64) (Configuration, error) {
+	n.membership.Lock()
+	defer n.membership.Unlock()
+	cur, err := n.changeableConfiguration(prevIndex)
+	if err != nil {
+		return cur, err
 	}
 	if _, ok := cur.Has(id); !ok {
 		return cur, nil
