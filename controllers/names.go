@@ -123,7 +123,11 @@ func raftAddress(c *seqv1.SequencerCluster, pod string) string {
 
 // DefaultNodeURL is the node API address of a pod inside the Kubernetes cluster.
 func DefaultNodeURL(c *seqv1.SequencerCluster, pod string) string {
-	return fmt.Sprintf("http://%s.%s:%d", pod, peerDomain(c), httpPort)
+	scheme := "http"
+	if tlsSecretName(c) != "" {
+		scheme = "https" // the nodes serve their API with the cluster's certificate
+	}
+	return fmt.Sprintf("%s://%s.%s:%d", scheme, pod, peerDomain(c), httpPort)
 }
 
 // selectorLabels select the pods of a cluster.

@@ -76,7 +76,7 @@ func (r *SequencerClusterReconciler) observe(ctx context.Context, s *scope) erro
 		}
 		targets[name] = r.nodeClient(s, name).BaseURL()
 	}
-	r.Watcher.Sync(types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, targets)
+	r.Watcher.Sync(types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, targets, s.nodeHTTP)
 
 	in := planInput{
 		Name:           c.Name,

@@ -76,6 +76,8 @@ type SequencerClusterReconciler struct {
 	Resync time.Duration
 	// Failpoint injects crashes between steps in tests.
 	Failpoint FailpointFunc
+	// nodeClients caches the TLS clients of clusters with spec.tls.
+	nodeClients nodeHTTPClients
 }
 
 // scope is the state of one pass.
@@ -92,6 +94,8 @@ type scope struct {
 	rejectionReason string
 	// recoveryFor is the pod the recovery ConfigMap holds a file for.
 	recoveryFor string
+	// nodeHTTP reaches a TLS-enabled cluster's node API (trusting its CA); nil without TLS.
+	nodeHTTP *http.Client
 }
 
 // errFailpoint marks an injected crash.
@@ -135,6 +139,7 @@ func (r *SequencerClusterReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		r.readBootstrapState,
 		r.readStatefulSet,
 		r.reconcileResources,
+		r.readNodeTLS,
 		r.observe,
 		r.reconcileRoleLabels,
 	} {
@@ -355,6 +360,9 @@ func (r *SequencerClusterReconciler) nodeClient(s *scope, pod string) *nodeapi.C
 		resolve = DefaultNodeURL
 	}
 	hc := r.HTTPClient
+	if s.nodeHTTP != nil {
+		hc = s.nodeHTTP
+	}
 	if hc == nil {
 		hc = &http.Client{Timeout: 5 * time.Second}
 	}

@@ -62,6 +62,7 @@ type clusterWatch struct {
 type podWatch struct {
 	url    string
 	cancel context.CancelFunc
+	client *http.Client
 }
 
 // NewNodeWatcher returns a watcher; httpClient (nil for the default) carries the streams.
@@ -98,8 +99,9 @@ func (w *NodeWatcher) Stop() {
 	w.cancel()
 }
 
-// Sync makes the streams of cluster key match targets (pod name to node API base URL).
-func (w *NodeWatcher) Sync(key types.NamespacedName, targets map[string]string) {
+// Sync makes the streams of cluster key match targets (pod name to node API base URL). hc, when not nil,
+// is the client for this cluster's nodes (TLS); a changed client restarts the streams.
+func (w *NodeWatcher) Sync(key types.NamespacedName, targets map[string]string, hc *http.Client) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.base.Err() != nil {
@@ -111,7 +113,7 @@ func (w *NodeWatcher) Sync(key types.NamespacedName, targets map[string]string) 
 		w.clusters[key] = cw
 	}
 	for pod, pw := range cw.pods {
-		if url, ok := targets[pod]; !ok || url != pw.url {
+		if url, ok := targets[pod]; !ok || url != pw.url || pw.client != hc {
 			pw.cancel()
 			delete(cw.pods, pod)
 			delete(cw.last, pod)
@@ -122,9 +124,9 @@ func (w *NodeWatcher) Sync(key types.NamespacedName, targets map[string]string) 
 			continue
 		}
 		ctx, cancel := context.WithCancel(w.base)
-		cw.pods[pod] = &podWatch{url: url, cancel: cancel}
+		cw.pods[pod] = &podWatch{url: url, cancel: cancel, client: hc}
 		w.log.V(1).Info("Watching node", "cluster", key, "pod", pod, "url", url)
-		go w.run(ctx, cw, pod, url)
+		go w.run(ctx, cw, pod, url, hc)
 	}
 }
 
@@ -140,8 +142,11 @@ func (w *NodeWatcher) Forget(key types.NamespacedName) {
 	}
 }
 
-func (w *NodeWatcher) run(ctx context.Context, cw *clusterWatch, pod, url string) {
-	client := nodeapi.NewClient(url, nodeapi.WithHTTPClient(w.httpClient))
+func (w *NodeWatcher) run(ctx context.Context, cw *clusterWatch, pod, url string, hc *http.Client) {
+	if hc == nil {
+		hc = w.httpClient
+	}
+	client := nodeapi.NewClient(url, nodeapi.WithHTTPClient(hc))
 	backoff := 100 * time.Millisecond
 	for {
 		err := client.Watch(ctx, func(st nodeapi.Status) error {

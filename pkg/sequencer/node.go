@@ -2,6 +2,7 @@ package sequencer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -64,6 +65,14 @@ func New(cfg Config, log *zap.Logger, opts ...Option) (*Node, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid node configuration: %w", err)
+	}
+	if cfg.APITLS != nil {
+		// The API checks a client certificate when one is presented (peers present theirs) but does not
+		// require one: the operator and users read status trusting the CA alone, and membership and
+		// transfer calls need the bearer token. The Raft transport requires certificates.
+		api := cfg.APITLS.Clone()
+		api.ClientAuth = tls.VerifyClientCertIfGiven
+		cfg.APITLS = api
 	}
 	if log == nil {
 		log = zap.NewNop()

@@ -140,10 +140,17 @@ func TestMutualTLS(t *testing.T) {
 		return err == nil && resp.Status == nodeapi.TxCommitted
 	})
 
-	t.Run("an API client without a certificate is refused", func(t *testing.T) {
+	t.Run("API clients: the CA alone reads status, the token guards membership, an untrusted server is refused", func(t *testing.T) {
 		anon := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
-		if _, err := nodeapi.NewClient(n0.api, nodeapi.WithHTTPClient(anon)).Status(context.Background()); err == nil {
-			t.Fatal("the API answered a client without a certificate")
+		if _, err := nodeapi.NewClient(n0.api, nodeapi.WithHTTPClient(anon)).Status(context.Background()); err != nil {
+			t.Fatalf("a client trusting the CA (as the operator does) cannot read status: %v", err)
+		}
+		if _, err := nodeapi.NewClient(n0.api, nodeapi.WithHTTPClient(anon)).RemoveMember(context.Background(), "t2", 0); !nodeapi.IsUnauthorized(err) {
+			t.Fatalf("membership call without the token: want 401, got %v", err)
+		}
+		untrusting := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{}}}
+		if _, err := nodeapi.NewClient(n0.api, nodeapi.WithHTTPClient(untrusting)).Status(context.Background()); err == nil {
+			t.Fatal("a client that does not trust the cluster CA connected")
 		}
 	})
 	t.Run("a Raft peer with a certificate from another CA is refused", func(t *testing.T) {

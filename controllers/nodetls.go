@@ -1,0 +1,87 @@
+/*
+Copyright 2026 The sequencer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// tlsCAKey is the Secret key of the CA that signed the nodes' certificates (cert-manager writes it too).
+const tlsCAKey = "ca.crt"
+
+// nodeHTTPClients builds, per cluster, the HTTP client that reaches a TLS-enabled cluster's node API:
+// it trusts the CA of the cluster's TLS Secret. Clients are kept while the Secret does not change, so
+// connections are reused across passes and by the watcher.
+type nodeHTTPClients struct {
+	mu      sync.Mutex
+	clients map[string]cachedNodeClient
+}
+
+type cachedNodeClient struct {
+	resourceVersion string
+	client          *http.Client
+}
+
+// readNodeTLS sets s.nodeHTTP for a cluster with spec.tls enabled; without TLS the reconciler's plain
+// client is used.
+func (r *SequencerClusterReconciler) readNodeTLS(ctx context.Context, s *scope) error {
+	c := s.cluster
+	name := tlsSecretName(c)
+	if name == "" {
+		return nil
+	}
+	sec := &corev1.Secret{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, sec); err != nil {
+		if apierrors.IsNotFound(err) {
+			// cert-manager has not issued it yet (or the named Secret is missing): the pods cannot start
+			// either; the status says the members do not answer.
+			return nil
+		}
+		return fmt.Errorf("cannot read TLS Secret %s: %w", name, err)
+	}
+	key := c.Namespace + "/" + name
+	r.nodeClients.mu.Lock()
+	defer r.nodeClients.mu.Unlock()
+	if r.nodeClients.clients == nil {
+		r.nodeClients.clients = map[string]cachedNodeClient{}
+	}
+	if cached, ok := r.nodeClients.clients[key]; ok && cached.resourceVersion == sec.ResourceVersion {
+		s.nodeHTTP = cached.client
+		return nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(sec.Data[tlsCAKey]) {
+		return fmt.Errorf("TLS Secret %s has no PEM CA certificate under %q", name, tlsCAKey)
+	}
+	hc := &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+	}
+	r.nodeClients.clients[key] = cachedNodeClient{resourceVersion: sec.ResourceVersion, client: hc}
+	s.nodeHTTP = hc
+	return nil
+}
