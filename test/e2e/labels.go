@@ -9,15 +9,16 @@ package e2e
 // Labels of the specs, one per behaviour the issue lists, so a run can be narrowed
 // (-ginkgo.label-filter='failover || switchover'), as CloudNativePG's tests/labels.go does.
 const (
-	LabelBasic         = "basic"          // (a) create, Healthy, printer column, leader Service
-	LabelFailover      = "failover"       // (b) SIGKILL of the leader
-	LabelSwitchover    = "switchover"     // (c) kubectl delete pod of the leader, (f) kubectl sequencer promote
-	LabelScale         = "scale"          // (d) 3 → 5 → 3
-	LabelRollingUpdate = "rolling-update" // (e) template change, leader last
-	LabelPlugin        = "plugin"         // (f) kubectl sequencer promote
-	LabelPartition     = "partition"      // (g) the leader cut off the network
-	LabelDiskLoss      = "disk-loss"      // (h) a PVC deleted
-	LabelValidation    = "validation"     // (i) invalid objects refused
-	LabelDeletion      = "deletion"       // (j) garbage collection and PVC retention
-	LabelDisruptive    = "disruptive"     // kills, cuts or deletes something behind the operator's back
+	LabelBasic           = "basic"            // (a) create, Healthy, printer column, leader Service
+	LabelFailover        = "failover"         // (b) SIGKILL of the leader
+	LabelSwitchover      = "switchover"       // (c) kubectl delete pod of the leader, (f) kubectl sequencer promote
+	LabelScale           = "scale"            // (d) 3 → 5 → 3
+	LabelRollingUpdate   = "rolling-update"   // (e) template change, leader last
+	LabelPlugin          = "plugin"           // (f) kubectl sequencer promote
+	LabelPartition       = "partition"        // (g) the leader cut off the network
+	LabelDiskLoss        = "disk-loss"        // (h) a PVC deleted
+	LabelValidation      = "validation"       // (i) invalid objects refused
+	LabelDeletion        = "deletion"         // (j) garbage collection and PVC retention
+	LabelOperatorRestart = "operator-restart" // issue 7: the operator pod restarted mid-scale and mid-rollout
+	LabelDisruptive      = "disruptive"       // kills, cuts or deletes something behind the operator's back
 )

@@ -93,6 +93,11 @@ func run(specFile string) error {
 	// Every source is opened before anything is mounted and mounted through /proc/self/fd: a volume
 	// mounted over a directory (an emptyDir at /tmp) would otherwise hide the sources of later mounts
 	// that live below it (a data dir under /tmp).
+	// The binary too: a repository under /tmp (a CI clone) has its bin/ hidden by a pod's /tmp volume.
+	binary, err := unix.Open(spec.Argv[0], unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("cannot exec %s: %w", spec.Argv[0], err)
+	}
 	sources := make([]int, len(spec.Mounts))
 	for i, m := range spec.Mounts {
 		fd, err := unix.Open(m.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
@@ -128,7 +133,8 @@ func run(specFile string) error {
 			env = append(env, kv)
 		}
 	}
-	if err := syscall.Exec(spec.Argv[0], spec.Argv, env); err != nil {
+	// Exec through the descriptor opened before the mounts; argv[0] keeps the binary's real path.
+	if err := syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", binary), spec.Argv, env); err != nil {
 		return fmt.Errorf("cannot exec %s: %w", spec.Argv[0], err)
 	}
 	return nil
