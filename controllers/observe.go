@@ -20,7 +20,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,6 +32,9 @@ import (
 
 // nodeStatusTimeout bounds each /raft read of a pass: an unreachable node must not stall the others.
 const nodeStatusTimeout = 2 * time.Second
+
+// nodeStatusGrace is how long a pass still waits for the other pods once a leader and a majority answered.
+const nodeStatusGrace = 300 * time.Millisecond
 
 // observe reads the pods, their volumes and every pod's /raft document, and builds the planner's input.
 // The node documents are read fresh each pass rather than taken from the watcher: a membership decision must
@@ -108,27 +110,59 @@ func (r *SequencerClusterReconciler) observe(ctx context.Context, s *scope) erro
 	return nil
 }
 
-// readNodes reads /raft of every pod in parallel; a pod that does not answer is left out.
+// readNodes reads /raft of every pod in parallel; a pod that does not answer is left out. It waits up to
+// nodeStatusTimeout for every pod, but once a leader and a majority of the pods answered it waits only
+// nodeStatusGrace more: a node cut off the network (its connections hang rather than fail) must not hold
+// a leader change back from the status for seconds.
 func (r *SequencerClusterReconciler) readNodes(ctx context.Context, s *scope) map[string]*nodeapi.Status {
 	ctx, cancel := context.WithTimeout(ctx, nodeStatusTimeout)
 	defer cancel()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	out := map[string]*nodeapi.Status{}
+	type answer struct {
+		name string
+		st   *nodeapi.Status
+	}
+	answers := make(chan answer, len(s.pods))
 	for name := range s.pods {
 		cl := r.nodeClient(s, name)
-		wg.Go(func() {
+		go func() {
 			st, err := cl.Status(ctx)
 			if err != nil {
-				return
+				st = nil
 			}
-			mu.Lock()
-			out[name] = st
-			mu.Unlock()
-		})
+			answers <- answer{name, st}
+		}()
 	}
-	wg.Wait()
+	out := map[string]*nodeapi.Status{}
+	var grace <-chan time.Time
+	for pending := len(s.pods); pending > 0; pending-- {
+		select {
+		case a := <-answers:
+			if a.st != nil {
+				out[a.name] = a.st
+			}
+		case <-grace:
+			return out
+		}
+		if grace == nil && hasLeaderAndMajority(out, len(s.pods)) {
+			t := time.NewTimer(nodeStatusGrace)
+			defer t.Stop()
+			grace = t.C
+		}
+	}
 	return out
+}
+
+// hasLeaderAndMajority is true when more than half of n pods answered and one of them leads.
+func hasLeaderAndMajority(answered map[string]*nodeapi.Status, n int) bool {
+	if 2*len(answered) <= n {
+		return false
+	}
+	for _, st := range answered {
+		if st.State == nodeapi.StateLeader {
+			return true
+		}
+	}
+	return false
 }
 
 func podReady(p *corev1.Pod) bool {
