@@ -14,31 +14,56 @@ import (
 // newReportCommand rewrites the report and plots from a JSON of raw results, e.g. after the
 // hand-written findings changed, without measuring again.
 func newReportCommand() *cobra.Command {
-	var from, out string
+	var (
+		from      []string
+		out, jsonOut string
+	)
 	cmd := &cobra.Command{
-		Use:   "report --from results.json --to docs/benchmarks.md",
-		Short: "Rewrite the markdown report and plots from raw results, and print the table",
+		Use:   "report --from results.json [--from more.json] --to docs/benchmarks.md",
+		Short: "Rewrite the markdown report and plots from raw results (merging several runs), and print the table",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if from == "" {
+			if len(from) == 0 {
 				return errors.New("--from is required")
 			}
-			data, err := os.ReadFile(from)
-			if err != nil {
-				return err
-			}
 			var r report.Results
-			if err := json.Unmarshal(data, &r); err != nil {
-				return fmt.Errorf("cannot read %s: %w", from, err)
+			for i, path := range from {
+				part, err := readResults(path)
+				if err != nil {
+					return err
+				}
+				if i == 0 {
+					r = *part
+				} else {
+					r.Merge(part)
+				}
 			}
 			fmt.Print(report.Table(&r).Text())
+			if jsonOut != "" {
+				if err := report.WriteJSON(&r, jsonOut); err != nil {
+					return err
+				}
+			}
 			if out == "" {
 				return nil
 			}
 			return report.WriteMarkdown(&r, out)
 		},
 	}
-	cmd.Flags().StringVar(&from, "from", "", "raw results written by --json")
+	cmd.Flags().StringSliceVar(&from, "from", nil, "raw results written by --json; several (in order) are merged, a later run's sections replacing an earlier run's")
 	cmd.Flags().StringVar(&out, "to", "", "write the markdown report here (plots go to <dir>/benchmarks/)")
+	cmd.Flags().StringVar(&jsonOut, "json", "", "write the merged raw results here")
 	return cmd
+}
+
+func readResults(path string) (*report.Results, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r report.Results
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	return &r, nil
 }

@@ -113,3 +113,51 @@ func WriteJSON(r *Results, path string) error {
 	}
 	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
+
+// Merge adds the sections another run measured: a section src has replaces the same section here
+// (the failover series by timing profile), so one part can be measured again without the rest.
+func (r *Results) Merge(src *Results) {
+	r.Failover = mergeKills(r.Failover, src.Failover)
+	r.Floor = mergeKills(r.Floor, src.Floor)
+	if src.Switchover != nil {
+		r.Switchover = src.Switchover
+	}
+	if src.Fsync != nil {
+		r.Fsync = src.Fsync
+	}
+	if len(src.CommitLatency) > 0 {
+		r.CommitLatency = src.CommitLatency
+	}
+	if len(src.Throughput) > 0 {
+		r.Throughput = src.Throughput
+	}
+	if src.Encoding != nil {
+		r.Encoding = src.Encoding
+	}
+	if len(src.Operator) > 0 {
+		r.Operator = src.Operator
+	}
+	if src.Mode != r.Mode {
+		r.Mode = r.Mode + "+" + src.Mode
+	}
+	r.Command = r.Command + "; " + src.Command
+	r.Seconds += src.Seconds
+	r.Machine.LoadEnd = src.Machine.LoadEnd
+	r.Errors = append(r.Errors, src.Errors...)
+	r.Warnings = append(r.Warnings, src.Warnings...)
+}
+
+func mergeKills(dst, src []stats.KillResult) []stats.KillResult {
+	for _, s := range src {
+		replaced := false
+		for i := range dst {
+			if dst[i].Timings.Name == s.Timings.Name {
+				dst[i], replaced = s, true
+			}
+		}
+		if !replaced {
+			dst = append(dst, s)
+		}
+	}
+	return dst
+}
