@@ -20,5 +20,6 @@ const (
 	LabelValidation      = "validation"       // (i) invalid objects refused
 	LabelDeletion        = "deletion"         // (j) garbage collection and PVC retention
 	LabelOperatorRestart = "operator-restart" // issue 7: the operator pod restarted mid-scale and mid-rollout
+	LabelQuorumLoss      = "quorum-loss"      // issue 7: two voters' volumes lost, recovery by annotation
 	LabelDisruptive      = "disruptive"       // kills, cuts or deletes something behind the operator's back
 )
