@@ -83,6 +83,7 @@ type runFlags struct {
 	stabilization                            time.Duration
 	tlsCert, tlsKey, tlsCA                   string
 	logLevel                                 string
+	terminationMessagePath                   string
 }
 
 func newRunCommand() *cobra.Command {
@@ -96,7 +97,13 @@ func newRunCommand() *cobra.Command {
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			return applyEnv(cmd.Flags())
 		},
-		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			err := run(cmd.Context(), f)
+			if werr := writeTerminationMessage(f.terminationMessagePath, err); werr != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "node:", werr)
+			}
+			return err
+		},
 	}
 	d := sraft.DefaultTimings()
 	fs := cmd.Flags()
@@ -127,6 +134,7 @@ func newRunCommand() *cobra.Command {
 	fs.StringVar(&f.tlsCA, "tls-ca-file", "", "PEM CA bundle that peers' certificates must chain to")
 	fs.StringVar(&f.recoveryFile, "recovery-file", "", "hashicorp/raft peers JSON applied once at start to recover from a lost quorum (docs/runbook.md); ignored when absent or already applied")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.terminationMessagePath, "termination-message-path", "", "file the kubelet mounts for the container's termination message (/dev/termination-log); a fatal error is written there when it exists")
 	return cmd
 }
 

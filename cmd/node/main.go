@@ -5,13 +5,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
 )
 
 func main() {
 	if err := newRootCommand().Execute(); err != nil {
-		// One line, even when several flags are wrong.
-		fmt.Fprintln(os.Stderr, "node:", strings.ReplaceAll(err.Error(), "\n", "; "))
+		fmt.Fprintln(os.Stderr, fatalLine(err))
 		os.Exit(1)
 	}
 }

@@ -271,6 +271,52 @@ func TestLocalCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("a crash-looping container shows its exit and termination message", func(t *testing.T) {
+		p := simplePod("crasher", "ghcr.io/seqops/sequencer-node:test")
+		p.Spec.Containers[0].Command = []string{"sh", "-c", "echo 'raft store /data/raft/raft.db is corrupted' > /dev/termination-log; exit 3"}
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{
+			Name: "logs", Image: "ghcr.io/seqops/sequencer-node:test",
+			Command:                  []string{"sh", "-c", "echo starting; echo 'fatal: from the log' >&2; exit 2"},
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		})
+		if _, err := cs.CoreV1().Pods(testNS).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]struct {
+			code int32
+			msg  string
+		}{"c": {3, "raft store /data/raft/raft.db is corrupted\n"}, "logs": {2, "starting\nfatal: from the log\n"}}
+		var last []corev1.ContainerStatus
+		defer func() {
+			if t.Failed() {
+				t.Logf("container statuses of crasher: %+v", last)
+			}
+		}()
+		waitFor(ctx, t, "both containers in CrashLoopBackOff with their messages", 60*time.Second, func() bool {
+			got, err := cs.CoreV1().Pods(testNS).Get(ctx, "crasher", metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			last = got.Status.ContainerStatuses
+			ok := 0
+			for _, st := range last {
+				w, lt := st.State.Waiting, st.LastTerminationState.Terminated
+				if w != nil && w.Reason == "CrashLoopBackOff" && st.RestartCount > 0 && lt != nil &&
+					lt.ExitCode == want[st.Name].code && lt.Reason == "Error" && lt.Message == want[st.Name].msg {
+					ok++
+				}
+			}
+			return ok == 2
+		})
+		if data, err := os.ReadFile("/dev/termination-log"); err == nil && len(data) > 0 {
+			t.Errorf("a container's termination message reached the host's /dev/termination-log: %q", data)
+		}
+		zero := int64(0)
+		if err := cs.CoreV1().Pods(testNS).Delete(ctx, "crasher", metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("unsupported pods are reported and harm no one", func(t *testing.T) {
 		bad := []*corev1.Pod{
 			simplePod("hostpath", "ghcr.io/seqops/sequencer-node:test", corev1.Volume{Name: "h", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/etc"}}}),

@@ -159,7 +159,12 @@ func (c *containerRuntime) runOnce() (int, error) {
 	} else if waitErr != nil {
 		exitCode, reason = -1, "Error"
 	}
-	term := &corev1.ContainerStateTerminated{ExitCode: int32(exitCode), Reason: reason, StartedAt: started, FinishedAt: metav1.Now(), ContainerID: containerID(cmd.Process.Pid)}
+	msgFile := ""
+	if c.spec.TerminationMessagePath != "" {
+		msgFile = c.terminationFile()
+	}
+	term := &corev1.ContainerStateTerminated{ExitCode: int32(exitCode), Reason: reason, StartedAt: started, FinishedAt: metav1.Now(), ContainerID: containerID(cmd.Process.Pid),
+		Message: terminationMessage(msgFile, c.logPath(c.restarts), c.spec.TerminationMessagePolicy, exitCode)}
 	c.pr.mu.Lock()
 	c.pid = 0
 	c.running = nil
@@ -205,6 +210,12 @@ func (c *containerRuntime) start() (*exec.Cmd, error) {
 			}
 		}
 		spec.Mounts = append(spec.Mounts, launcher.Mount{Source: src, Target: m.MountPath, ReadOnly: ro})
+	}
+	if t := c.spec.TerminationMessagePath; t != "" {
+		if err := resetTerminationFile(c.terminationFile()); err != nil {
+			return nil, err
+		}
+		spec.Mounts = append(spec.Mounts, launcher.Mount{Source: c.terminationFile(), Target: t})
 	}
 	if !hostsMounted {
 		spec.Mounts = append(spec.Mounts, launcher.Mount{Source: filepath.Join(pr.dir, "hosts"), Target: "/etc/hosts", ReadOnly: true})
