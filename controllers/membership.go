@@ -83,6 +83,8 @@ type podView struct {
 	Updated bool
 	// Node is the pod's /raft document, nil when its API did not answer.
 	Node *nodeapi.Status
+	// Failure says why the pod's node keeps failing (memberFailure); shown in the status, never planned on.
+	Failure string
 }
 
 // planInput is everything the planner looks at.

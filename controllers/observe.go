@@ -75,6 +75,7 @@ func (r *SequencerClusterReconciler) observe(ctx context.Context, s *scope) erro
 			Terminating: !pod.DeletionTimestamp.IsZero(),
 			Updated:     pod.Annotations[seqv1.AnnotationTemplateHash] == wantHash,
 			Node:        nodes[name],
+			Failure:     memberFailure(pod, nodes[name] != nil),
 		}
 		targets[name] = r.nodeClient(s, name).BaseURL()
 	}

@@ -137,6 +137,8 @@ func nodeArgs(c *seqv1.SequencerCluster) []string {
 		"--signing-key-file=" + keyMountPath + "/" + signingKeyKey,
 		// Present only on the pod a quorum-loss recovery targets; the node applies it once.
 		"--recovery-file=" + recoveryMountPath + "/$(POD_NAME).json",
+		// A node that refuses to start says why there; the kubelet copies it into the pod's status.
+		"--termination-message-path=" + corev1.TerminationMessagePathDefault,
 	}
 	for _, f := range []struct{ flag, value string }{
 		{"--block-time", c.Spec.BlockTime},
@@ -265,6 +267,10 @@ func buildPodTemplate(c *seqv1.SequencerCluster) corev1.PodTemplateSpec {
 				StartupProbe:   probe("/healthz", 2, 60),
 				LivenessProbe:  probe("/healthz", 10, 3),
 				ReadinessProbe: probe("/readyz", 2, 2),
+				// The node writes its fatal error to the termination message file; a crash before that
+				// leaves the log's last lines there instead.
+				TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 				SecurityContext: &corev1.SecurityContext{
 					RunAsNonRoot:             ptr.To(true),
 					ReadOnlyRootFilesystem:   ptr.To(true),

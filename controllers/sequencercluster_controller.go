@@ -169,6 +169,7 @@ func (r *SequencerClusterReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		Now:             r.now(),
 	})
 	r.recordTransitions(c, status)
+	r.recordMemberFailures(c, status, s.input)
 	r.recordMemberMetrics(c, status)
 	if err := r.patchStatus(ctx, c, status); err != nil {
 		return ctrl.Result{}, err

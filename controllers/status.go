@@ -90,6 +90,8 @@ func unhealthyMembers(p planInput) []string {
 		switch {
 		case !pv.Exists:
 			out = append(out, id+" has no pod")
+		case pv.Failure != "":
+			out = append(out, id+" failed: "+pv.Failure)
 		case pv.Node == nil:
 			out = append(out, id+" does not answer")
 		case m == nil:
@@ -102,6 +104,17 @@ func unhealthyMembers(p planInput) []string {
 			out = append(out, id+" is unhealthy")
 		case !pv.Ready:
 			out = append(out, id+" is not ready")
+		}
+	}
+	return out
+}
+
+// failedMembers lists, for the desired ordinals, every pod whose node keeps failing, with the reason.
+func failedMembers(p planInput) []string {
+	var out []string
+	for ord := 0; ord < p.Desired; ord++ {
+		if id := p.pod(ord); p.Pods[id].Exists && p.Pods[id].Failure != "" {
+			out = append(out, id+" failed: "+p.Pods[id].Failure)
 		}
 	}
 	return out
@@ -175,11 +188,14 @@ func computeConditions(in statusInput) []metav1.Condition {
 			fmt.Sprintf("%d of %d voters healthy; one more failure loses quorum", healthy, voters))
 	}
 
-	switch bad := unhealthyMembers(p); {
+	switch bad, failed := unhealthyMembers(p), failedMembers(p); {
+	case in.bootstrapped() && p.Leader == "":
+		degraded = cond(seqv1.ConditionDegraded, true, seqv1.ReasonQuorumLost, strings.Join(append([]string{"no leader is reachable"}, failed...), "; "))
+	case len(failed) > 0:
+		// Before the others: a node that refuses to start waits for a human, even while bootstrapping.
+		degraded = cond(seqv1.ConditionDegraded, true, seqv1.ReasonMemberFailed, strings.Join(bad, "; "))
 	case !in.bootstrapped():
 		degraded = cond(seqv1.ConditionDegraded, false, seqv1.ReasonBootstrapping, "the Raft cluster has not been formed yet")
-	case p.Leader == "":
-		degraded = cond(seqv1.ConditionDegraded, true, seqv1.ReasonQuorumLost, "no leader is reachable")
 	case len(bad) > 0:
 		degraded = cond(seqv1.ConditionDegraded, true, seqv1.ReasonMembersUnhealthy, strings.Join(bad, "; "))
 	default:
@@ -253,7 +269,10 @@ func computeMembers(in statusInput) []seqv1.MemberStatus {
 	now := in.Now.Truncate(time.Second)
 	out := make([]seqv1.MemberStatus, 0, len(names))
 	for name := range names {
-		ms := seqv1.MemberStatus{Name: name, State: "Unreachable", LastSeen: prev[name].LastSeen}
+		ms := seqv1.MemberStatus{Name: name, State: seqv1.MemberStateUnreachable, LastSeen: prev[name].LastSeen}
+		if p.Pods[name].Failure != "" {
+			ms.State = seqv1.MemberStateFailed
+		}
 		if m := p.member(name); m != nil {
 			ms.ID, ms.Address, ms.Suffrage = m.ID, m.Address, m.Suffrage
 		}

@@ -53,6 +53,7 @@ func TestComputePhase(t *testing.T) {
 		{"switchover keeps Healthy", healthy.input(), func(s *statusInput) { s.Step = step{Activity: activitySwitchover} }, seqv1.PhaseHealthy},
 		{"member down", cluster{desired: 3, sts: 3, members: []string{"0:V", "1:V", "2:V"}, pods: []int{0, 1}, leader: 0}.input(), nil, seqv1.PhaseDegraded},
 		{"member catching up", healthy.input(), func(s *statusInput) { s.Plan.Pods["c-1"].Node.CatchingUp = true }, seqv1.PhaseDegraded},
+		{"member failed", healthy.input(), func(s *statusInput) { s.Plan.Pods["c-2"] = failedPod }, seqv1.PhaseDegraded},
 		{"healthy", healthy.input(), nil, seqv1.PhaseHealthy},
 	}
 	for _, tc := range cases {
@@ -119,6 +120,20 @@ func TestComputeConditions(t *testing.T) {
 			s.Previous.Conditions = rejected
 			s.Step = step{Activity: activityUpdating}
 		}, want{"True/LeaderElected", "True/RollingUpdate", "False/AllMembersHealthy", "True/FailureTolerant"}},
+		{"a member failed", cluster{desired: 3, sts: 3, members: []string{"0:V", "1:V", "2:V"}, pods: []int{0, 1}, leader: 0}, func(s *statusInput) {
+			s.Plan.Pods["c-2"] = failedPod
+		}, want{"True/LeaderElected", "False/Reconciled", "True/MemberFailed", "False/NoFailureTolerance"}},
+		{"a member failed while bootstrapping", cluster{desired: 3, sts: 3, pods: []int{1, 2}, leader: -1}, func(s *statusInput) {
+			s.Plan.Bootstrapped = false
+			s.Plan.Pods["c-0"] = failedPod
+			s.Step = step{Activity: activityBootstrapping}
+		}, want{"False/Bootstrapping", "True/Bootstrapping", "True/MemberFailed", "False/Bootstrapping"}},
+		{"quorum lost with a failed member", cluster{desired: 3, sts: 3, members: []string{"0:V", "1:V", "2:V"}, pods: []int{0}, leader: -1}, func(s *statusInput) {
+			s.Plan.Pods["c-2"] = failedPod
+		}, want{"False/NoLeader", "False/QuorumLost", "True/QuorumLost", "False/QuorumLost"}},
+		{"a failed pod beyond the desired count is no desired member", cluster{desired: 3, sts: 4, members: []string{"0:V", "1:V", "2:V"}, pods: []int{0, 1, 2}, leader: 0}, func(s *statusInput) {
+			s.Plan.Pods["c-3"] = failedPod
+		}, want{"True/LeaderElected", "False/Reconciled", "False/AllMembersHealthy", "True/FailureTolerant"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,6 +151,46 @@ func TestComputeConditions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// failedPod is a pod whose node refuses to start, as observe sees it.
+var failedPod = podView{Exists: true, Failure: "exited with code 1: node: raft store /data/raft/raft.db is corrupted"}
+
+// A failed member is named with its reason in the Degraded condition and is Failed in status.members, not
+// Unreachable; its Raft membership stays as it is.
+func TestFailedMemberStatus(t *testing.T) {
+	in := cluster{desired: 3, sts: 3, members: []string{"0:V", "1:V", "2:V"}, pods: []int{0, 1}, leader: 0}.input()
+	in.Pods["c-2"] = failedPod
+	st := computeStatus(statusInput{Generation: 1, Plan: in, Now: now})
+	degraded := meta.FindStatusCondition(st.Conditions, seqv1.ConditionDegraded)
+	wantMsg := "c-2 failed: exited with code 1: node: raft store /data/raft/raft.db is corrupted"
+	if degraded == nil || degraded.Reason != seqv1.ReasonMemberFailed || degraded.Message != wantMsg {
+		t.Errorf("Degraded = %+v, want reason %s and message %q", degraded, seqv1.ReasonMemberFailed, wantMsg)
+	}
+	states := map[string]string{}
+	for _, m := range st.Members {
+		states[m.Name] = m.State
+	}
+	if states["c-2"] != seqv1.MemberStateFailed || states["c-1"] != "Follower" {
+		t.Errorf("member states = %v, want c-2 %s", states, seqv1.MemberStateFailed)
+	}
+	if m := st.Members[2]; m.Suffrage != "Voter" || m.Healthy {
+		t.Errorf("failed member = %+v, want a Voter that is not healthy", m)
+	}
+
+	// Quorum lost: the reason stays QuorumLost, the message names the failure.
+	lost := cluster{desired: 3, sts: 3, members: []string{"0:V", "1:V", "2:V"}, pods: []int{0}, leader: -1}.input()
+	lost.Pods["c-2"] = failedPod
+	degraded = meta.FindStatusCondition(computeConditions(statusInput{Plan: lost, Now: now}), seqv1.ConditionDegraded)
+	if want := "no leader is reachable; " + wantMsg; degraded.Message != want {
+		t.Errorf("Degraded message without quorum = %q, want %q", degraded.Message, want)
+	}
+
+	// Fixed by the runbook: the new pod answers, the member is no longer Failed.
+	in.Pods["c-2"] = podView{Exists: true, Ready: true, Node: in.Pods["c-1"].Node}
+	if st := computeStatus(statusInput{Generation: 1, Plan: in, Previous: st, Now: now}); st.Members[2].State == seqv1.MemberStateFailed {
+		t.Errorf("member still Failed after it answered: %+v", st.Members[2])
 	}
 }
 

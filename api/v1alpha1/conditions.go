@@ -22,7 +22,7 @@ const (
 	ConditionAvailable = "Available"
 	// ConditionProgressing is True while the operator bootstraps, scales, rolls out or switches over.
 	ConditionProgressing = "Progressing"
-	// ConditionDegraded is True while a desired member is missing, unreachable, not a voter or behind.
+	// ConditionDegraded is True while a desired member is missing, unreachable, failed, not a voter or behind.
 	ConditionDegraded = "Degraded"
 	// ConditionQuorumHealthy is True while the voters can lose at least one member without losing quorum,
 	// or, for a one-member cluster, while that member leads.
@@ -41,6 +41,7 @@ const (
 	ReasonSingleMember        = "SingleMember"
 	ReasonAllMembersHealthy   = "AllMembersHealthy"
 	ReasonMembersUnhealthy    = "MembersUnhealthy"
+	ReasonMemberFailed        = "MemberFailed"
 	ReasonScalingUp           = "ScalingUp"
 	ReasonScalingDown         = "ScalingDown"
 	ReasonRollingUpdate       = "RollingUpdate"
@@ -52,6 +53,17 @@ const (
 	ReasonReconciled          = "Reconciled"
 	ReasonWaitingForMembers   = "WaitingForMembers"
 	ReasonStatefulSetNotFound = "StatefulSetNotFound"
+)
+
+// Values of status.members[].state besides the Raft states a node reports (Leader, Follower, Candidate,
+// Shutdown).
+const (
+	// MemberStateUnreachable: the node's API does not answer.
+	MemberStateUnreachable = "Unreachable"
+	// MemberStateFailed: the node does not answer and its container keeps exiting with an error (it refuses to
+	// start, e.g. on damaged data); the Degraded condition and a MemberFailed event carry its termination
+	// message. The operator does not replace it by itself: docs/runbook.md says how.
+	MemberStateFailed = "Failed"
 )
 
 // Labels and annotations the operator sets or reads.

@@ -1,0 +1,108 @@
+/*
+Copyright 2026 The sequencer-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	seqv1 "github.com/seqops/sequencer-operator/api/v1alpha1"
+)
+
+// A node that refuses to start (damaged data on disk, an invalid flag) exits non-zero with its reason as the
+// container's termination message, and the kubelet restarts it with back-off. The operator shows such a member
+// as Failed, with that reason, in the status, the Degraded condition and one MemberFailed event. It changes no
+// membership because of it: replacing the member's data is the runbook's human decision.
+
+// crashLoopBackOff is the kubelet's waiting reason for a container it restarts with back-off.
+const crashLoopBackOff = "CrashLoopBackOff"
+
+// maxFailureMessage bounds the termination message quoted in conditions and events.
+const maxFailureMessage = 1024
+
+// memberFailure says why a member's node failed, from its pod and whether the node answered this pass: ""
+// while the node answers, runs, or has not failed twice. A failure is the node container crash-looping, or
+// ended non-zero after at least one restart (between an exit and the next back-off).
+func memberFailure(pod *corev1.Pod, answers bool) string {
+	if pod == nil || answers || !pod.DeletionTimestamp.IsZero() {
+		return ""
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name != containerName {
+			continue
+		}
+		waiting, term := cs.State.Waiting, cs.State.Terminated
+		crashLooping := waiting != nil && waiting.Reason == crashLoopBackOff
+		exitedAgain := term != nil && term.ExitCode != 0 && cs.RestartCount > 0
+		if !crashLooping && !exitedAgain {
+			return ""
+		}
+		if term == nil {
+			term = cs.LastTerminationState.Terminated
+		}
+		if term == nil {
+			// The container never ran (the kubelet could not start it); its waiting message says why.
+			return "cannot start: " + failureText(waiting.Message)
+		}
+		out := fmt.Sprintf("exited with code %d", term.ExitCode)
+		if term.Reason != "" && term.Reason != "Error" {
+			out += " (" + term.Reason + ")"
+		}
+		if msg := failureText(term.Message); msg != "" {
+			out += ": " + msg
+		}
+		return out
+	}
+	return ""
+}
+
+// failureText is the line of a termination message that says why: its last non-empty line (the node writes
+// one line; a log tail ends with the fatal error), cut to maxFailureMessage bytes.
+func failureText(msg string) string {
+	lines := strings.Split(strings.TrimSpace(msg), "\n")
+	line := strings.TrimSpace(lines[len(lines)-1])
+	if len(line) > maxFailureMessage {
+		line = strings.ToValidUTF8(line[:maxFailureMessage], "") + "…"
+	}
+	return line
+}
+
+// newlyFailed lists the members that are Failed in cur but were not in prev, in cur's order: each gets one
+// event, not one per pass.
+func newlyFailed(prev, cur []seqv1.MemberStatus) []string {
+	was := map[string]bool{}
+	for _, m := range prev {
+		was[m.Name] = m.State == seqv1.MemberStateFailed
+	}
+	var out []string
+	for _, m := range cur {
+		if m.State == seqv1.MemberStateFailed && !was[m.Name] {
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
+// recordMemberFailures emits a MemberFailed warning for every member that failed since the last status.
+func (r *SequencerClusterReconciler) recordMemberFailures(c *seqv1.SequencerCluster, st seqv1.SequencerClusterStatus, in planInput) {
+	for _, name := range newlyFailed(c.Status.Members, st.Members) {
+		r.event(c, corev1.EventTypeWarning, seqv1.ReasonMemberFailed, "ObserveMember",
+			"%s failed: %s; it is not removed automatically, see docs/runbook.md (damaged data on disk)", name, in.Pods[name].Failure)
+	}
+}
