@@ -22,6 +22,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,22 +47,41 @@ type cachedNodeClient struct {
 	client          *http.Client
 }
 
-// readNodeTLS sets s.nodeHTTP for a cluster with spec.tls enabled; without TLS the reconciler's plain
-// client is used.
-func (r *SequencerClusterReconciler) readNodeTLS(ctx context.Context, s *scope) error {
+// reasonWaitingForTLSSecret is the Progressing reason while the TLS Secret is missing or incomplete.
+const reasonWaitingForTLSSecret = "WaitingForTLSSecret"
+
+// tlsSecretKeys are the keys the nodes mount from the TLS Secret (cert-manager writes all three).
+var tlsSecretKeys = []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey, tlsCAKey}
+
+// readNodeTLS reads the TLS Secret of a cluster with spec.tls enabled and sets s.nodeHTTP to a client that
+// trusts its CA; without TLS the reconciler's plain client is used. While the Secret is missing or incomplete
+// it returns what the cluster waits for instead. The Secret is read uncached: a user's Secret does not carry
+// the label the operator's cache is restricted to.
+func (r *SequencerClusterReconciler) readNodeTLS(ctx context.Context, s *scope) (waiting string, err error) {
 	c := s.cluster
 	name := tlsSecretName(c)
 	if name == "" {
-		return nil
+		return "", nil
+	}
+	source := "spec.tls.secretName"
+	if c.Spec.TLS.IssuerRef != nil {
+		source = fmt.Sprintf("cert-manager Certificate %s (issuer %s %s)", certificateName(c), c.Spec.TLS.IssuerRef.Kind, c.Spec.TLS.IssuerRef.Name)
 	}
 	sec := &corev1.Secret{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, sec); err != nil {
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: name}, sec); err != nil {
 		if apierrors.IsNotFound(err) {
-			// cert-manager has not issued it yet (or the named Secret is missing): the pods cannot start
-			// either; the status says the members do not answer.
-			return nil
+			return fmt.Sprintf("waiting for TLS Secret %s from %s: it does not exist yet; the pods start once it does", name, source), nil
 		}
-		return fmt.Errorf("cannot read TLS Secret %s: %w", name, err)
+		return "", fmt.Errorf("cannot read TLS Secret %s: %w", name, err)
+	}
+	var missing []string
+	for _, k := range tlsSecretKeys {
+		if len(sec.Data[k]) == 0 {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Sprintf("waiting for TLS Secret %s from %s: it has no %s", name, source, strings.Join(missing, ", ")), nil
 	}
 	key := c.Namespace + "/" + name
 	r.nodeClients.mu.Lock()
@@ -71,11 +91,11 @@ func (r *SequencerClusterReconciler) readNodeTLS(ctx context.Context, s *scope) 
 	}
 	if cached, ok := r.nodeClients.clients[key]; ok && cached.resourceVersion == sec.ResourceVersion {
 		s.nodeHTTP = cached.client
-		return nil
+		return "", nil
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(sec.Data[tlsCAKey]) {
-		return fmt.Errorf("TLS Secret %s has no PEM CA certificate under %q", name, tlsCAKey)
+		return fmt.Sprintf("waiting for TLS Secret %s from %s: its %s holds no PEM certificate", name, source, tlsCAKey), nil
 	}
 	hc := &http.Client{
 		Timeout:   5 * time.Second,
@@ -83,5 +103,5 @@ func (r *SequencerClusterReconciler) readNodeTLS(ctx context.Context, s *scope) 
 	}
 	r.nodeClients.clients[key] = cachedNodeClient{resourceVersion: sec.ResourceVersion, client: hc}
 	s.nodeHTTP = hc
-	return nil
+	return "", nil
 }

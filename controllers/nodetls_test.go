@@ -49,27 +49,38 @@ func TestNodeAPIOverTLSTrustsTheClusterCA(t *testing.T) {
 	scheme := runtime.NewScheme()
 	_ = corev1.AddToScheme(scheme)
 	cases := []struct {
-		name    string
-		data    map[string][]byte
-		wantErr bool
+		name string
+		// data nil: no Secret at all.
+		data        map[string][]byte
+		wantWaiting string
 	}{
-		{"the CA from the Secret", map[string][]byte{"ca.crt": caPEM}, false},
-		{"no CA in the Secret", map[string][]byte{"tls.crt": caPEM}, true},
+		{"the CA from the Secret", map[string][]byte{"tls.crt": caPEM, "tls.key": []byte("k"), "ca.crt": caPEM}, ""},
+		{"no Secret yet", nil, "does not exist yet"},
+		{"no CA in the Secret", map[string][]byte{"tls.crt": caPEM, "tls.key": []byte("k")}, "has no ca.crt"},
+		{"no key pair in the Secret", map[string][]byte{"ca.crt": caPEM}, "has no tls.crt, tls.key"},
+		{"a CA that is not PEM", map[string][]byte{"tls.crt": caPEM, "tls.key": []byte("k"), "ca.crt": []byte("junk")}, "holds no PEM certificate"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "c-tls", Namespace: "ns", ResourceVersion: "1"}, Data: tc.data}
-			r := &SequencerClusterReconciler{Client: fake.NewClientBuilder().WithScheme(scheme).WithObjects(sec).Build()}
+			b := fake.NewClientBuilder().WithScheme(scheme)
+			if tc.data != nil {
+				b = b.WithObjects(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "c-tls", Namespace: "ns", ResourceVersion: "1"}, Data: tc.data})
+			}
+			cl := b.Build()
+			r := &SequencerClusterReconciler{Client: cl, APIReader: cl}
 			s := &scope{cluster: c}
-			err := r.readNodeTLS(context.Background(), s)
-			if tc.wantErr {
-				if err == nil || !strings.Contains(err.Error(), "ca.crt") {
-					t.Fatalf("want an error naming ca.crt, got %v", err)
+			waiting, err := r.readNodeTLS(context.Background(), s)
+			if err != nil {
+				t.Fatalf("readNodeTLS: %v", err)
+			}
+			if tc.wantWaiting != "" {
+				if !strings.Contains(waiting, tc.wantWaiting) || !strings.Contains(waiting, "c-tls") || s.nodeHTTP != nil {
+					t.Fatalf("want waiting for c-tls with %q and no client, got %q, %v", tc.wantWaiting, waiting, s.nodeHTTP)
 				}
 				return
 			}
-			if err != nil || s.nodeHTTP == nil {
-				t.Fatalf("readNodeTLS: %v, client %v", err, s.nodeHTTP)
+			if waiting != "" || s.nodeHTTP == nil {
+				t.Fatalf("readNodeTLS waits (%q), client %v", waiting, s.nodeHTTP)
 			}
 			st, err := nodeapi.NewClient(srv.URL, nodeapi.WithHTTPClient(s.nodeHTTP)).Status(context.Background())
 			if err != nil || st.NodeID != "c-0" {
@@ -77,7 +88,7 @@ func TestNodeAPIOverTLSTrustsTheClusterCA(t *testing.T) {
 			}
 			// The client is kept while the Secret does not change.
 			s2 := &scope{cluster: c}
-			if err := r.readNodeTLS(context.Background(), s2); err != nil || s2.nodeHTTP != s.nodeHTTP {
+			if _, err := r.readNodeTLS(context.Background(), s2); err != nil || s2.nodeHTTP != s.nodeHTTP {
 				t.Fatalf("client not reused: %v", err)
 			}
 		})

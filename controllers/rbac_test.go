@@ -41,6 +41,9 @@ var reviewedPermissions = []string{
 	"/secrets get", "/secrets list", "/secrets watch", "/secrets create", "/secrets patch",
 	"policy/poddisruptionbudgets get", "policy/poddisruptionbudgets list", "policy/poddisruptionbudgets watch",
 	"policy/poddisruptionbudgets create", "policy/poddisruptionbudgets patch",
+	// The NetworkPolicy of spec.networkPolicy, deleted by the reconciler when the field is turned off.
+	"networking.k8s.io/networkpolicies get", "networking.k8s.io/networkpolicies list", "networking.k8s.io/networkpolicies watch",
+	"networking.k8s.io/networkpolicies create", "networking.k8s.io/networkpolicies patch", "networking.k8s.io/networkpolicies delete",
 	"cert-manager.io/certificates get", "cert-manager.io/certificates list", "cert-manager.io/certificates watch",
 	"cert-manager.io/certificates create", "cert-manager.io/certificates patch",
 	// ConfigMaps also: the recovery ConfigMap is deleted when a recovery is done.

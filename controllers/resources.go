@@ -25,6 +25,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -117,6 +118,66 @@ func buildPDB(c *seqv1.SequencerCluster) *policyv1.PodDisruptionBudget {
 		Spec: policyv1.PodDisruptionBudgetSpec{
 			MinAvailable: &minAvailable,
 			Selector:     &metav1.LabelSelector{MatchLabels: selectorLabels(c)},
+		},
+	}
+}
+
+// OperatorPods identifies the operator's own pods, which a cluster's NetworkPolicy lets reach the node API.
+type OperatorPods struct {
+	// Namespace is the operator's namespace; empty admits pods with Labels in every namespace.
+	Namespace string
+	// Labels are carried by every operator pod (and, in Namespace, by no pod that should not reach the nodes).
+	// Without labels no operator peer is admitted: an empty selector would admit every pod.
+	Labels map[string]string
+}
+
+// peer is the NetworkPolicy peer of the operator's pods.
+func (o OperatorPods) peer() networkingv1.NetworkPolicyPeer {
+	ns := &metav1.LabelSelector{}
+	if o.Namespace != "" {
+		// The API server labels every namespace with its own name.
+		ns.MatchLabels = map[string]string{corev1.LabelMetadataName: o.Namespace}
+	}
+	return networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{MatchLabels: maps.Clone(o.Labels)}, NamespaceSelector: ns}
+}
+
+// networkPolicyName is the NetworkPolicy of a cluster with spec.networkPolicy.enabled.
+func networkPolicyName(c *seqv1.SequencerCluster) string { return c.Name + "-nodes" }
+
+// networkPolicyEnabled reports whether the cluster asks for its NetworkPolicy.
+func networkPolicyEnabled(c *seqv1.SequencerCluster) bool {
+	return c.Spec.NetworkPolicy != nil && c.Spec.NetworkPolicy.Enabled
+}
+
+// buildNetworkPolicy admits, to the cluster's pods, only Raft traffic from the cluster's own pods, and node API
+// traffic from the cluster's own pods (followers forward to the leader), from the operator and from
+// spec.networkPolicy.apiClients. It restricts ingress only: what the nodes dial (peers, DNS) is left to the
+// cluster's own policies.
+func buildNetworkPolicy(c *seqv1.SequencerCluster, operator OperatorPods) *networkingv1.NetworkPolicy {
+	tcp := corev1.ProtocolTCP
+	port := func(p int32) []networkingv1.NetworkPolicyPort {
+		return []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(p))}}
+	}
+	members := networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{MatchLabels: selectorLabels(c)}}
+	apiPeers := []networkingv1.NetworkPolicyPeer{members}
+	if len(operator.Labels) > 0 {
+		apiPeers = append(apiPeers, operator.peer())
+	}
+	if np := c.Spec.NetworkPolicy; np != nil {
+		for _, p := range np.APIClients {
+			apiPeers = append(apiPeers, *p.DeepCopy())
+		}
+	}
+	return &networkingv1.NetworkPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Name: networkPolicyName(c), Namespace: c.Namespace, Labels: objectLabels(c)},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: selectorLabels(c)},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+			Ingress: []networkingv1.NetworkPolicyIngressRule{
+				{Ports: port(raftPort), From: []networkingv1.NetworkPolicyPeer{members}},
+				{Ports: port(httpPort), From: apiPeers},
+			},
 		},
 	}
 }
@@ -222,9 +283,15 @@ func buildPodTemplate(c *seqv1.SequencerCluster) corev1.PodTemplateSpec {
 			SecretName: s, DefaultMode: ptr.To[int32](0o440)}}})
 	}
 
+	// With TLS the node serves its API, probes included, over HTTPS only. Without it the scheme stays unset
+	// (the API server's default, HTTP), so the template hash of existing clusters does not change.
+	var probeScheme corev1.URIScheme
+	if tlsSecretName(c) != "" {
+		probeScheme = corev1.URISchemeHTTPS
+	}
 	probe := func(path string, period, failures int32) *corev1.Probe {
 		return &corev1.Probe{
-			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(httpPortName)}},
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromString(httpPortName), Scheme: probeScheme}},
 			PeriodSeconds:    period,
 			TimeoutSeconds:   2,
 			FailureThreshold: failures,

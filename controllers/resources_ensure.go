@@ -27,6 +27,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -80,8 +81,22 @@ func (r *SequencerClusterReconciler) reconcileResources(ctx context.Context, s *
 	if err := r.apply(ctx, c, buildPDB(c)); err != nil {
 		return err
 	}
+	if err := r.ensureNetworkPolicy(ctx, c); err != nil {
+		return err
+	}
+	waiting, err := r.readNodeTLS(ctx, s)
+	if err != nil {
+		return err
+	}
+	if waiting != "" {
+		s.rejection, s.rejectionReason = waiting, reasonWaitingForTLSSecret
+	}
 
 	switch {
+	case s.sts == nil && waiting != "":
+		// Pods would hang in ContainerCreating without the Secret's volume; start them once it exists.
+		log.FromContext(ctx).Info("Waiting for the TLS Secret before creating the StatefulSet", "reason", waiting)
+		return nil
 	case s.sts == nil:
 		// A new cluster starts all its pods at once: pod 0 bootstraps, the others wait to be added.
 		log.FromContext(ctx).Info("Creating StatefulSet", "replicas", c.DesiredReplicas())
@@ -224,6 +239,14 @@ func (r *SequencerClusterReconciler) ensureCertificate(ctx context.Context, c *s
 		return nil
 	}
 	ref := c.Spec.TLS.IssuerRef
+	var dnsNames []any
+	for _, n := range certificateDNSNames(c) {
+		dnsNames = append(dnsNames, n)
+	}
+	labels := map[string]any{}
+	for k, v := range objectLabels(c) {
+		labels[k] = v
+	}
 	cert := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "cert-manager.io/v1",
 		"kind":       "Certificate",
@@ -233,10 +256,13 @@ func (r *SequencerClusterReconciler) ensureCertificate(ctx context.Context, c *s
 		},
 		"spec": map[string]any{
 			"secretName": certificateName(c),
-			"commonName": peerDomain(c),
-			"dnsNames":   []any{"*." + peerDomain(c), peerDomain(c)},
-			"usages":     []any{"server auth", "client auth"},
-			"issuerRef":  map[string]any{"name": ref.Name, "kind": ref.Kind, "group": ref.Group},
+			// No commonName: it is limited to 64 bytes, which a long peer domain exceeds; SANs are what TLS checks.
+			"dnsNames": dnsNames,
+			// Every node is a TLS server (Raft, API) and a client of its peers.
+			"usages":    []any{"digital signature", "key encipherment", "server auth", "client auth"},
+			"issuerRef": map[string]any{"name": ref.Name, "kind": ref.Kind, "group": ref.Group},
+			// Labelled like the operator's other objects, so the Secret is found with them.
+			"secretTemplate": map[string]any{"labels": labels},
 		},
 	}}
 	cert.SetLabels(objectLabels(c))
@@ -245,6 +271,40 @@ func (r *SequencerClusterReconciler) ensureCertificate(ctx context.Context, c *s
 	}
 	if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(cert), client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
 		return fmt.Errorf("cannot apply cert-manager Certificate %s (is cert-manager installed?): %w", certificateName(c), err)
+	}
+	return nil
+}
+
+// certificateDNSNames are the names a cluster's certificate must hold: every pod's peer name (the Raft
+// address, and the API address the operator and forwarding followers use) under one wildcard, so scaling
+// needs no new certificate, and the client and leader Services' names for clients of the API.
+func certificateDNSNames(c *seqv1.SequencerCluster) []string {
+	names := []string{"*." + peerDomain(c), peerDomain(c)}
+	for _, svc := range []string{clientServiceName(c), leaderServiceName(c)} {
+		names = append(names, svc+"."+c.Namespace+".svc", svc+"."+c.Namespace+".svc.cluster.local")
+	}
+	return names
+}
+
+// ensureNetworkPolicy applies the cluster's NetworkPolicy when spec.networkPolicy.enabled, and deletes the one
+// it owns otherwise. A NetworkPolicy of the same name that the operator does not own is left alone.
+func (r *SequencerClusterReconciler) ensureNetworkPolicy(ctx context.Context, c *seqv1.SequencerCluster) error {
+	if networkPolicyEnabled(c) {
+		return r.apply(ctx, c, buildNetworkPolicy(c, r.OperatorPods))
+	}
+	np := &networkingv1.NetworkPolicy{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: networkPolicyName(c)}, np)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("cannot read NetworkPolicy %s: %w", networkPolicyName(c), err)
+	case !metav1.IsControlledBy(np, c):
+		return nil
+	}
+	log.FromContext(ctx).Info("Deleting NetworkPolicy: spec.networkPolicy is not enabled", "networkPolicy", np.Name)
+	if err := r.Client.Delete(ctx, np, client.Preconditions{UID: &np.UID}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("cannot delete NetworkPolicy %s: %w", np.Name, err)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
@@ -76,6 +77,8 @@ type SequencerClusterReconciler struct {
 	Resync time.Duration
 	// Failpoint injects crashes between steps in tests.
 	Failpoint FailpointFunc
+	// OperatorPods are the operator's own pods, admitted to the node API by a cluster's NetworkPolicy.
+	OperatorPods OperatorPods
 	// nodeClients caches the TLS clients of clusters with spec.tls.
 	nodeClients nodeHTTPClients
 }
@@ -112,6 +115,7 @@ var errFailpoint = errors.New("failpoint")
 // +kubebuilder:rbac:groups=core,resources=pods,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=core,resources=persistentvolumeclaims,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=core,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;patch
@@ -138,8 +142,7 @@ func (r *SequencerClusterReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	for _, phase := range []func(context.Context, *scope) error{
 		r.readBootstrapState,
 		r.readStatefulSet,
-		r.reconcileResources,
-		r.readNodeTLS,
+		r.reconcileResources, // reads the TLS Secret too: the StatefulSet waits for it
 		r.observe,
 		r.reconcileRoleLabels,
 	} {
@@ -348,6 +351,7 @@ func (r *SequencerClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.Secret{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Watches(&corev1.Pod{}, podToCluster).
 		WatchesRawSource(r.Watcher.Source()).
 		Named("sequencercluster").

@@ -18,6 +18,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -102,6 +103,10 @@ type SequencerClusterSpec struct {
 	// tls configures mutual TLS on the Raft transport.
 	// +optional
 	TLS *TLSSpec `json:"tls,omitempty"`
+
+	// networkPolicy makes the operator own a NetworkPolicy that admits only the traffic the cluster needs.
+	// +optional
+	NetworkPolicy *NetworkPolicySpec `json:"networkPolicy,omitempty"`
 
 	// paused stops membership changes, rollouts and switchovers; status keeps updating.
 	// +optional
@@ -285,6 +290,25 @@ type IssuerReference struct {
 	// +optional
 	// +kubebuilder:default="cert-manager.io"
 	Group string `json:"group,omitempty"`
+}
+
+// NetworkPolicySpec configures the NetworkPolicy the operator owns for a cluster. When enabled, the node pods
+// accept ingress only on the Raft port from each other, and on the node API port (which also serves /metrics)
+// from each other, from the operator's pods and from apiClients. Egress is not restricted.
+type NetworkPolicySpec struct {
+	// enabled makes the operator create and keep the NetworkPolicy <name>-nodes; turning it off deletes it.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// apiClients are further peers allowed to reach the node API port: transaction submitters, the kubectl
+	// plugin's pods, a Prometheus scraping /metrics. Each is a NetworkPolicy peer (podSelector and/or
+	// namespaceSelector, or ipBlock).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(p, has(p.podSelector) || has(p.namespaceSelector) || has(p.ipBlock))",message="networkPolicy.apiClients: each peer must set podSelector, namespaceSelector or ipBlock"
+	// +kubebuilder:validation:XValidation:rule="self.all(p, !has(p.ipBlock) || (!has(p.podSelector) && !has(p.namespaceSelector)))",message="networkPolicy.apiClients: a peer with ipBlock must not also set podSelector or namespaceSelector"
+	APIClients []networkingv1.NetworkPolicyPeer `json:"apiClients,omitempty"`
 }
 
 // Phase is a one-word summary of the cluster's state.

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -52,6 +53,8 @@ func run() error {
 		watchNS        string
 		resync         time.Duration
 		nodeAPITimeout time.Duration
+		operatorNS     string
+		operatorLabels string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
@@ -59,6 +62,11 @@ func run() error {
 	flag.StringVar(&watchNS, "watch-namespaces", os.Getenv("WATCH_NAMESPACES"), "Comma-separated namespaces to watch; empty watches all.")
 	flag.DurationVar(&resync, "resync-period", 15*time.Second, "How often an idle SequencerCluster is looked at again.")
 	flag.DurationVar(&nodeAPITimeout, "node-api-timeout", 5*time.Second, "Timeout of each call to a node's API.")
+	flag.StringVar(&operatorNS, "operator-namespace", os.Getenv("POD_NAMESPACE"),
+		"The operator's own namespace, whose pods with --operator-pod-labels a cluster's NetworkPolicy admits to the node API; "+
+			"defaults to $POD_NAMESPACE, then to the in-cluster service account's namespace.")
+	flag.StringVar(&operatorLabels, "operator-pod-labels", defaultOperatorPodLabels,
+		"Comma-separated key=value labels every operator pod carries, for the NetworkPolicy of clusters with spec.networkPolicy.enabled.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -90,6 +98,15 @@ func run() error {
 		return fmt.Errorf("cannot create manager: %w", err)
 	}
 
+	operatorPods, err := operatorPodsOf(operatorNS, operatorLabels)
+	if err != nil {
+		return err
+	}
+	if operatorPods.Namespace == "" {
+		setupLog.Info("Operator namespace unknown (no --operator-namespace, $POD_NAMESPACE or service account): " +
+			"NetworkPolicies admit pods with the operator's labels from every namespace")
+	}
+
 	httpClient := &http.Client{Timeout: nodeAPITimeout}
 	r := &controllers.SequencerClusterReconciler{
 		Client:     mgr.GetClient(),
@@ -99,6 +116,8 @@ func run() error {
 		HTTPClient: httpClient,
 		Resync:     resync,
 		Watcher:    controllers.NewNodeWatcher(&http.Client{}, ctrl.Log.WithName("node-watcher")),
+		// The nodes' NetworkPolicies must let this process in.
+		OperatorPods: operatorPods,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("cannot set up controller: %w", err)
@@ -114,4 +133,27 @@ func run() error {
 		return fmt.Errorf("manager stopped: %w", err)
 	}
 	return nil
+}
+
+// defaultOperatorPodLabels is the label the chart's and config/'s manager pods both carry.
+const defaultOperatorPodLabels = "app.kubernetes.io/name=sequencer-operator"
+
+// serviceAccountNamespaceFile holds the namespace of a pod's service account when running in a cluster.
+const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// operatorPodsOf parses --operator-namespace and --operator-pod-labels.
+func operatorPodsOf(namespace, podLabels string) (controllers.OperatorPods, error) {
+	set, err := labels.ConvertSelectorToLabelsMap(podLabels)
+	if err != nil {
+		return controllers.OperatorPods{}, fmt.Errorf("invalid --operator-pod-labels %q: %w", podLabels, err)
+	}
+	if len(set) == 0 {
+		return controllers.OperatorPods{}, fmt.Errorf("--operator-pod-labels must name at least one label")
+	}
+	if namespace == "" {
+		if b, err := os.ReadFile(serviceAccountNamespaceFile); err == nil {
+			namespace = strings.TrimSpace(string(b))
+		}
+	}
+	return controllers.OperatorPods{Namespace: namespace, Labels: set}, nil
 }
