@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"fmt"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -115,6 +116,24 @@ func TestBuildNetworkPolicy(t *testing.T) {
 }
 
 var _ = Describe("SequencerCluster NetworkPolicy", func() {
+	It("refuses apiClients peers that a NetworkPolicy would refuse, naming the field", func() {
+		ns := newNamespace()
+		for i, tc := range []struct {
+			peer networkingv1.NetworkPolicyPeer
+			msg  string
+		}{
+			{networkingv1.NetworkPolicyPeer{}, "each peer must set podSelector, namespaceSelector or ipBlock"},
+			{networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/8"},
+				PodSelector: &metav1.LabelSelector{}}, "a peer with ipBlock must not also set podSelector or namespaceSelector"},
+		} {
+			c := minimalCluster(ns, fmt.Sprintf("badnp-%d", i), 1)
+			c.Spec.NetworkPolicy = &seqv1.NetworkPolicySpec{Enabled: true, APIClients: []networkingv1.NetworkPolicyPeer{tc.peer}}
+			err := k8sClient.Create(suiteCtx, c)
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "want Invalid, got %v", err)
+			Expect(err.Error()).To(And(ContainSubstring("spec.networkPolicy.apiClients"), ContainSubstring(tc.msg)))
+		}
+	})
+
 	It("is created when enabled, repaired after an edit and deleted when disabled", func() {
 		ns := newNamespace()
 		c := minimalCluster(ns, "netpol", 1)
