@@ -345,7 +345,9 @@ type MemberStatus struct {
 	// suffrage is Voter, Nonvoter or Staging; empty while the node is not a member.
 	// +optional
 	Suffrage string `json:"suffrage,omitempty"`
-	// state is the Raft state the node reports (Leader, Follower, Candidate, Shutdown), or Unreachable.
+	// state is the Raft state the node reports (Leader, Follower, Candidate, Shutdown); Unreachable when its API
+	// does not answer; Failed when, besides, its container keeps exiting with an error (the node refuses to
+	// start, e.g. on damaged data): the Degraded condition (reason MemberFailed) quotes why.
 	// +optional
 	State string `json:"state,omitempty"`
 	// height is the node's committed chain height.
