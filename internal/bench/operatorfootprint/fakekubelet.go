@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	seqv1 "github.com/seqops/sequencer-operator/api/v1alpha1"
@@ -98,13 +99,11 @@ func newFakeKubelet(cs kubernetes.Interface, nodeName string, lay layout, progre
 func (k *fakeKubelet) register(ctx context.Context) error {
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: k.nodeName,
 		Labels: map[string]string{corev1.LabelHostname: k.nodeName, fakeNodeLabel: "true", corev1.LabelOSStable: "linux"}}}
-	created, err := k.cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
-	if err != nil {
+	if _, err := k.cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("cannot create node %s: %w", k.nodeName, err)
 	}
-	created.Status = nodeStatus(k.nodeName, time.Now())
-	if _, err := k.cs.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("cannot report node %s ready: %w", k.nodeName, err)
+	if err := k.reportReady(ctx); err != nil {
+		return err
 	}
 	if err := k.renewLease(ctx); err != nil {
 		return err
@@ -124,6 +123,24 @@ func (k *fakeKubelet) register(ctx context.Context) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// reportReady writes the node's status with a fresh Ready heartbeat; kube-controller-manager also writes the
+// node (taints), hence the retry on conflict.
+func (k *fakeKubelet) reportReady(ctx context.Context) error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := k.cs.CoreV1().Nodes().Get(ctx, k.nodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Status = nodeStatus(k.nodeName, time.Now())
+		_, err = k.cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cannot report node %s ready: %w", k.nodeName, err)
+	}
+	return nil
 }
 
 func schedulable(n *corev1.Node) bool {
@@ -185,9 +202,8 @@ func (k *fakeKubelet) heartbeat(ctx context.Context) {
 		if err := k.renewLease(ctx); err != nil && ctx.Err() == nil {
 			fmt.Fprintf(k.progress, "fake kubelet: %v\n", err)
 		}
-		if n, err := k.cs.CoreV1().Nodes().Get(ctx, k.nodeName, metav1.GetOptions{}); err == nil {
-			n.Status = nodeStatus(k.nodeName, time.Now())
-			_, _ = k.cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		if err := k.reportReady(ctx); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(k.progress, "fake kubelet: %v\n", err)
 		}
 	}
 }
