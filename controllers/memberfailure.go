@@ -37,8 +37,10 @@ const crashLoopBackOff = "CrashLoopBackOff"
 const maxFailureMessage = 1024
 
 // memberFailure says why a member's node failed, from its pod and whether the node answered this pass: ""
-// while the node answers, runs, or has not failed twice. A failure is the node container crash-looping, or
-// ended non-zero after at least one restart (between an exit and the next back-off).
+// while the node answers, has started, or has not been restarted after an error. A failure is the node
+// container in CrashLoopBackOff, or, after a restart that followed an error, ended non-zero again or running
+// but not started yet: a crash loop passes through all three, and the member must not flicker out of Failed
+// (and into a new event) whenever a pass sees the short run between two back-offs.
 func memberFailure(pod *corev1.Pod, answers bool) string {
 	if pod == nil || answers || !pod.DeletionTimestamp.IsZero() {
 		return ""
@@ -47,14 +49,17 @@ func memberFailure(pod *corev1.Pod, answers bool) string {
 		if cs.Name != containerName {
 			continue
 		}
-		waiting, term := cs.State.Waiting, cs.State.Terminated
-		crashLooping := waiting != nil && waiting.Reason == crashLoopBackOff
-		exitedAgain := term != nil && term.ExitCode != 0 && cs.RestartCount > 0
-		if !crashLooping && !exitedAgain {
+		waiting, term, last := cs.State.Waiting, cs.State.Terminated, cs.LastTerminationState.Terminated
+		started := cs.Started != nil && *cs.Started
+		failedBefore := cs.RestartCount > 0 && last != nil && last.ExitCode != 0
+		switch {
+		case waiting != nil && waiting.Reason == crashLoopBackOff:
+			term = last
+		case term != nil && term.ExitCode != 0 && cs.RestartCount > 0:
+		case cs.State.Running != nil && !started && failedBefore:
+			term = last
+		default:
 			return ""
-		}
-		if term == nil {
-			term = cs.LastTerminationState.Terminated
 		}
 		if term == nil {
 			// The container never ran (the kubelet could not start it); its waiting message says why.
@@ -103,6 +108,6 @@ func newlyFailed(prev, cur []seqv1.MemberStatus) []string {
 func (r *SequencerClusterReconciler) recordMemberFailures(c *seqv1.SequencerCluster, st seqv1.SequencerClusterStatus, in planInput) {
 	for _, name := range newlyFailed(c.Status.Members, st.Members) {
 		r.event(c, corev1.EventTypeWarning, seqv1.ReasonMemberFailed, "ObserveMember",
-			"%s failed: %s; it is not removed automatically, see docs/runbook.md (damaged data on disk)", name, in.Pods[name].Failure)
+			"%s failed: %s; the operator does not replace it (docs/runbook.md: a member is down or crash-looping)", name, in.Pods[name].Failure)
 	}
 }

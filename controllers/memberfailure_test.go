@@ -24,6 +24,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	seqv1 "github.com/seqops/sequencer-operator/api/v1alpha1"
 )
@@ -40,6 +41,10 @@ func TestMemberFailure(t *testing.T) {
 	node := func(restarts int32, state corev1.ContainerState, last *corev1.ContainerStateTerminated) corev1.ContainerStatus {
 		return corev1.ContainerStatus{Name: containerName, RestartCount: restarts, State: state,
 			LastTerminationState: corev1.ContainerState{Terminated: last}}
+	}
+	started := func(cs corev1.ContainerStatus) corev1.ContainerStatus {
+		cs.Started = ptr.To(true)
+		return cs
 	}
 	deleting := pod(node(3, corev1.ContainerState{Waiting: backoff}, exited(1, "Error", corrupted)))
 	deleting.DeletionTimestamp = &metav1.Time{Time: time.Now()}
@@ -64,7 +69,11 @@ func TestMemberFailure(t *testing.T) {
 			"cannot start: cannot launch container: no such file"},
 		{"first exit is not yet a failure", pod(node(0, corev1.ContainerState{Terminated: exited(1, "Error", corrupted)}, nil)), false, ""},
 		{"clean exit", pod(node(1, corev1.ContainerState{Terminated: exited(0, "Completed", "")}, exited(1, "Error", corrupted))), false, ""},
-		{"running again after a crash", pod(node(1, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, exited(1, "Error", corrupted))), false, ""},
+		{"running again after a failure, not started yet", pod(node(1, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, exited(1, "Error", corrupted))), false,
+			"exited with code 1: node: raft store /data/raft/raft.db is corrupted: page 7: invalid type"},
+		{"running again after a failure and started", pod(started(node(1, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, exited(1, "Error", corrupted)))), false, ""},
+		{"running again after a clean exit", pod(node(1, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, exited(0, "Completed", ""))), false, ""},
+		{"running, never restarted", pod(node(0, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, nil)), false, ""},
 		{"starting", pod(node(0, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}, nil)), false, ""},
 		{"the node answers", pod(node(3, corev1.ContainerState{Waiting: backoff}, exited(1, "Error", corrupted))), true, ""},
 		{"pod being deleted", deleting, false, ""},

@@ -21,5 +21,6 @@ const (
 	LabelDeletion        = "deletion"         // (j) garbage collection and PVC retention
 	LabelOperatorRestart = "operator-restart" // issue 7: the operator pod restarted mid-scale and mid-rollout
 	LabelQuorumLoss      = "quorum-loss"      // issue 7: two voters' volumes lost, recovery by annotation
+	LabelDiskFault       = "disk-fault"       // issue 7: a follower's raft.db damaged, shown Failed, replaced by the runbook
 	LabelDisruptive      = "disruptive"       // kills, cuts or deletes something behind the operator's back
 )
