@@ -76,7 +76,7 @@ func newRootCommand() *cobra.Command {
 	pf.IntVar(&s.kills, "kills", 0, "override the number of kills (and hand-overs) per series")
 	pf.StringSliceVar(&s.profiles, "profiles", []string{"default", "ev-node", "hashicorp"}, "Raft timing profiles of the failover benchmark")
 	pf.DurationVar(&s.timeout, "timeout", 90*time.Minute, "stop the whole run after this long")
-	pf.StringVar(&s.cpuprofile, "cpuprofile", "", "write a CPU profile of seqbench itself (the in-process commit-path cluster runs in it)")
+	pf.StringVar(&s.cpuprofile, "cpuprofile", "", "write a CPU profile of seqbench itself; commitpath's node processes then write <work dir>/<series>/node-N/cpu.pprof (keep them with --keep)")
 
 	run := func(parts ...string) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, _ []string) error {
@@ -90,6 +90,7 @@ func newRootCommand() *cobra.Command {
 		&cobra.Command{Use: "commitpath", Short: "Commit latency per block, sustained throughput with fsync, the disk's fsync rate", Args: cobra.NoArgs, RunE: run("commitpath")},
 		&cobra.Command{Use: "encoding", Short: "Protobuf against JSON for the same block (go test -bench in pkg/chain)", Args: cobra.NoArgs, RunE: run("encoding")},
 		newFloorNodeCommand(),
+		newCommitPathNodeCommand(),
 		newReportCommand(),
 	)
 	return root
@@ -219,7 +220,7 @@ func runParts(parent context.Context, s settings, command string, parts []string
 				}
 				step(fmt.Sprintf("commit latency: %v blocks of %d tx, %v", bt, n, p.latencyWindow))
 				r, err := commitpath.MeasureLatency(ctx, commitpath.LatencyOptions{Dir: filepath.Join(work, fmt.Sprintf("latency-%v-%d", bt, n)),
-					BlockTime: bt, TxsPerBlock: n, Window: p.latencyWindow})
+					BlockTime: bt, TxsPerBlock: n, Window: p.latencyWindow, Bin: self, Profile: s.cpuprofile != ""})
 				res.CommitLatency = append(res.CommitLatency, r)
 				if err != nil {
 					errs = append(errs, fmt.Errorf("commit latency %v/%d: %w", bt, n, err))
@@ -232,7 +233,7 @@ func runParts(parent context.Context, s settings, command string, parts []string
 			}
 			step(fmt.Sprintf("throughput: blocks of up to %d tx at 100ms, %v", size, p.throughputWindow))
 			r, err := commitpath.MeasureThroughput(ctx, commitpath.ThroughputOptions{Dir: filepath.Join(work, fmt.Sprintf("throughput-%d", size)),
-				BlockTime: 100 * time.Millisecond, MaxTxsPerBlock: size, Window: p.throughputWindow})
+				BlockTime: 100 * time.Millisecond, MaxTxsPerBlock: size, Window: p.throughputWindow, Bin: self, Profile: s.cpuprofile != ""})
 			res.Throughput = append(res.Throughput, r)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("throughput %d: %w", size, err))

@@ -16,9 +16,13 @@ const TxIndexFileName = "txindex.db"
 var keyIndexed = []byte("indexed")
 
 // Flush policy of the tx index: often enough that a restart re-indexes little, rarely enough that
-// each batch is large and sorted.
+// each batch is large and sorted. Hashes are random keys, so a batch dirties about one B+tree leaf
+// page per key until it is large enough to share pages: indexing 200,000 transactions in batches of
+// 3,000 took 7.1 s and allocated 1.26 GB, in batches of 20,000 2.3 s and 0.39 GB. At 250 ms the
+// flushes were the largest allocator of a loaded node and their bursts of CPU and page writes
+// delayed its commits.
 const (
-	indexFlushInterval  = 250 * time.Millisecond
+	indexFlushInterval  = 2 * time.Second
 	indexFlushThreshold = 50_000
 )
 

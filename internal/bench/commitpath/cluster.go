@@ -60,7 +60,7 @@ func startCluster(ctx context.Context, dir string, prod failover.Config) (*clust
 			return nil, fmt.Errorf("cannot start node %d: %w", i, err)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if cfg, err := c.nodes[0].Members(); err == nil {
 			voters := 0
@@ -75,7 +75,7 @@ func startCluster(ctx context.Context, dir string, prod failover.Config) (*clust
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			c.stop()
-			return nil, errors.New("cluster did not form three voters within 30s")
+			return nil, errors.New("cluster did not form three voters within 60s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -212,7 +212,11 @@ func (t *tracker) feed(ctx context.Context, worker int, limit int64) {
 		}
 		leader := t.leader.Load()
 		if leader == nil {
-			t.leader.Store(t.c.leader())
+			if l := t.c.leader(); l != nil {
+				// A new producer: count outstanding transactions from here.
+				t.submitted.Store(t.committed.Load())
+				t.leader.Store(l)
+			}
 			t.pause(ctx)
 			continue
 		}
@@ -244,8 +248,13 @@ func (t *tracker) pause(ctx context.Context) {
 func (t *tracker) window(from, to time.Time) []blockSeen {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return inWindow(t.blocks, from, to)
+}
+
+// inWindow returns the blocks that became visible in [from, to), by height.
+func inWindow(blocks []blockSeen, from, to time.Time) []blockSeen {
 	var out []blockSeen
-	for _, b := range t.blocks {
+	for _, b := range blocks {
 		if !b.visible.Before(from) && b.visible.Before(to) {
 			out = append(out, b)
 		}

@@ -28,6 +28,11 @@ type LatencyOptions struct {
 	BlockTime   time.Duration
 	TxsPerBlock int
 	Window      time.Duration
+	// Bin is the seqbench binary that runs each node in its own process (its commitpath-node
+	// command); empty runs the three nodes inside this process.
+	Bin string
+	// Profile makes each node process write Dir/node-N/cpu.pprof.
+	Profile bool
 }
 
 // LatencyResult is one series: every block in the window, at a fixed block size.
@@ -75,7 +80,7 @@ type Bucket struct {
 // ahead of the producer) and measures every block committed in the window.
 func MeasureLatency(ctx context.Context, o LatencyOptions) (LatencyResult, error) {
 	res := LatencyResult{BlockTime: o.BlockTime, TxsPerBlock: o.TxsPerBlock}
-	m, err := run(ctx, o.Dir, failover.Config{BlockTime: o.BlockTime, MaxTxsPerBlock: o.TxsPerBlock}, int64(3*o.TxsPerBlock), 2, o.Window)
+	m, err := measure(ctx, o.Bin, o.Profile, o.Dir, failover.Config{BlockTime: o.BlockTime, MaxTxsPerBlock: o.TxsPerBlock}, int64(3*o.TxsPerBlock), o.Window)
 	if err != nil {
 		return res, err
 	}
@@ -96,6 +101,9 @@ type ThroughputOptions struct {
 	BlockTime      time.Duration
 	MaxTxsPerBlock int
 	Window         time.Duration
+	// Bin and Profile: as in LatencyOptions.
+	Bin     string
+	Profile bool
 }
 
 // ThroughputResult is the committed rate with the mempool kept full.
@@ -117,7 +125,7 @@ type ThroughputResult struct {
 // and counts committed transactions over the window.
 func MeasureThroughput(ctx context.Context, o ThroughputOptions) (ThroughputResult, error) {
 	res := ThroughputResult{BlockTime: o.BlockTime, MaxTxsPerBlock: o.MaxTxsPerBlock}
-	m, err := run(ctx, o.Dir, failover.Config{BlockTime: o.BlockTime, MaxTxsPerBlock: o.MaxTxsPerBlock}, int64(3*o.MaxTxsPerBlock), 2, o.Window)
+	m, err := measure(ctx, o.Bin, o.Profile, o.Dir, failover.Config{BlockTime: o.BlockTime, MaxTxsPerBlock: o.MaxTxsPerBlock}, int64(3*o.MaxTxsPerBlock), o.Window)
 	if err != nil {
 		return res, err
 	}
@@ -149,6 +157,14 @@ func fill(blocks *int, meanTxs, meanInterval *float64, bs []blockSeen) {
 	if len(bs) > 1 {
 		*meanInterval = stats.Ms(bs[len(bs)-1].built.Sub(bs[0].built)) / float64(len(bs)-1)
 	}
+}
+
+// measure runs one series with two load-generating goroutines, in node processes when bin is set.
+func measure(ctx context.Context, bin string, profile bool, dir string, prod failover.Config, outstanding int64, window time.Duration) (measured, error) {
+	if bin != "" {
+		return runProcs(ctx, bin, dir, prod, outstanding, 2, window, profile)
+	}
+	return run(ctx, dir, prod, outstanding, 2, window)
 }
 
 // run starts a cluster, feeds it for a warm-up second, then measures for window. The histogram is
@@ -214,13 +230,7 @@ func scrapeAll(c *cluster) ([]Bucket, error) {
 		if err != nil {
 			return nil, err
 		}
-		if sum == nil {
-			sum = b
-			continue
-		}
-		for i := range sum {
-			sum[i].Count += b[i].Count
-		}
+		sum = addBuckets(sum, b)
 	}
 	return sum, nil
 }
@@ -236,16 +246,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 const histName = "sequencer_block_commit_latency_seconds_bucket"
 
-// scrape reads the leader's commit-latency histogram from its /metrics handler.
+// scrape reads a node's commit-latency histogram from its /metrics handler.
 func scrape(n *sequencer.Node) ([]Bucket, error) {
 	rec := httptest.NewRecorder()
 	n.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	if rec.Code != http.StatusOK {
-		return nil, fmt.Errorf("/metrics answered %d", rec.Code)
-	}
+	return parseHist(rec.Code, rec.Body)
+}
+
+func histFromLines(sc *bufio.Scanner) ([]Bucket, error) {
 	var out []Bucket
-	sc := bufio.NewScanner(rec.Body)
-	sc.Buffer(make([]byte, 64*1024), 4<<20)
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.HasPrefix(line, histName+"{") {
@@ -275,11 +284,27 @@ func scrape(n *sequencer.Node) ([]Bucket, error) {
 		}
 		out = append(out, Bucket{LeSeconds: bound, Count: int64(cnt)})
 	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("cannot read /metrics: %w", err)
+	}
 	if len(out) == 0 {
 		return nil, errors.New("no commit-latency histogram in /metrics")
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].LeSeconds < out[j].LeSeconds })
 	return out, nil
+}
+
+// addBuckets adds b to sum bucket by bucket (every node has the same buckets).
+func addBuckets(sum, b []Bucket) []Bucket {
+	if sum == nil {
+		return b
+	}
+	for i := range sum {
+		if i < len(b) {
+			sum[i].Count += b[i].Count
+		}
+	}
+	return sum
 }
 
 func histDelta(before, after []Bucket) HistSummary {

@@ -102,10 +102,15 @@ difference between header times of consecutive blocks from 5 blocks before the h
 from a node that stayed up; also the gap between the times consecutive heights were seen committed on that
 node, the time the hand-over took (SIGTERM → process exit, or the API call) and the SIGTERMed process's exit status.
 
-**Commit path** (` + "`seqbench commitpath`" + `). An in-process cluster of three real ` + "`pkg/sequencer`" + ` nodes, each on its
-own loopback address with the TCP Raft transport and on-disk stores (bbolt, synced per commit) in the work
-dir; transactions go straight into the leader's ` + "`SubmitTx`" + ` (no HTTP), kept a few blocks ahead of the producer
-so every block is full. **Proposal → commit** is the node's own ` + "`sequencer_block_commit_latency_seconds`" + `
+**Commit path** (` + "`seqbench commitpath`" + `). Three real ` + "`pkg/sequencer`" + ` nodes, **each in its own process**
+(seqbench's hidden ` + "`commitpath-node`" + ` command), each on its own loopback address with the TCP Raft transport and
+on-disk stores (bbolt, synced per commit) in the work dir. Each process also runs a load generator that, while
+its node produces, calls the node's ` + "`SubmitTx`" + ` directly (no HTTP: a request per transaction would cost more CPU
+than the commit path), keeping the mempool a few blocks ahead of the producer so every block is full. (Until
+this change the three nodes and the load generator shared one process, one Go scheduler and one garbage
+collector; goroutine wake-ups there were late by 20–35 ms while a separate process saw no such delay, which
+cost the leader its 50 ms lease and put the delay into the tail.) Each process records when it saw every
+block committed; the earliest sighting counts. **Proposal → commit** is the node's own ` + "`sequencer_block_commit_latency_seconds`" + `
 histogram (raft.Apply of the block on the leader: replication to a quorum with fsync and the leader's apply),
 as the delta over the window summed over all nodes; percentiles are interpolated within buckets, and the
 bucket bound holding p99 is printed beside them. **Build → committed** is per block: header time (the leader
