@@ -119,6 +119,12 @@ type ThroughputResult struct {
 	BuildToVis  stats.Summary `json:"buildToVisible"`
 	// Elections is how many Raft terms passed during the window (0: one leader throughout).
 	Elections int `json:"elections"`
+	// NodeCPUCores is the CPU the three node processes (nodes and load generators) used during the
+	// window ÷ the window: how many cores the cluster kept busy. 0 when not measured.
+	NodeCPUCores float64 `json:"nodeCpuCores,omitempty"`
+	// NodeCPUMsPer1000Tx is that CPU per 1,000 committed transactions: on a machine with C cores the
+	// cluster cannot commit more than C × 1e6 ÷ this many transactions per second.
+	NodeCPUMsPer1000Tx float64 `json:"nodeCpuMsPer1000Tx,omitempty"`
 }
 
 // MeasureThroughput keeps the leader's mempool ahead of the producer (two blocks' worth outstanding)
@@ -139,6 +145,10 @@ func MeasureThroughput(ctx context.Context, o ThroughputOptions) (ThroughputResu
 		lat = append(lat, stats.Ms(b.visible.Sub(b.built)))
 	}
 	res.TxPerSecond = float64(total) / o.Window.Seconds()
+	if m.cpuSeconds > 0 && total > 0 {
+		res.NodeCPUCores = m.cpuSeconds / o.Window.Seconds()
+		res.NodeCPUMsPer1000Tx = m.cpuSeconds * 1000 / (float64(total) / 1000)
+	}
 	res.BuildToVis = stats.Summarize(lat)
 	res.Proposal = histDelta(before, after)
 	return res, nil
@@ -213,6 +223,7 @@ type measured struct {
 	blocks        []blockSeen
 	before, after []Bucket
 	elections     int
+	cpuSeconds    float64 // CPU the node processes used in the window; 0 when unknown or in-process
 }
 
 func (c *cluster) maxTerm() uint64 {

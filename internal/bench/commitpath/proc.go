@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -299,6 +300,34 @@ func (c *procCluster) blocks() ([]blockSeen, error) {
 	return out, nil
 }
 
+// cpuSeconds is the user and system CPU time the node processes have used so far, from
+// /proc/<pid>/stat (Linux; clock ticks of 1/100 s, the kernel's USER_HZ on every Linux
+// architecture Go supports); ok is false where that cannot be read.
+func (c *procCluster) cpuSeconds() (total float64, ok bool) {
+	for _, cmd := range c.cmds {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		if err != nil {
+			return 0, false
+		}
+		// Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+		i := strings.LastIndexByte(string(data), ')')
+		if i < 0 {
+			return 0, false
+		}
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) < 13 {
+			return 0, false
+		}
+		ut, err1 := strconv.ParseFloat(f[11], 64)
+		st, err2 := strconv.ParseFloat(f[12], 64)
+		if err1 != nil || err2 != nil {
+			return 0, false
+		}
+		total += (ut + st) / 100
+	}
+	return total, true
+}
+
 // runProcs is run with one node per process.
 func runProcs(ctx context.Context, bin, dir string, prod failover.Config, outstanding int64, feeders int, window time.Duration, profile bool) (w measured, err error) {
 	c, err := startProcCluster(ctx, bin, dir, prod, outstanding, feeders, profile)
@@ -318,11 +347,16 @@ func runProcs(ctx context.Context, bin, dir string, prod failover.Config, outsta
 	if w.before, err = c.scrapeAll(ctx); err != nil {
 		return w, err
 	}
+	cpuBefore, cpuOK := c.cpuSeconds()
 	from := time.Now()
 	if !sleep(ctx, window) {
 		return w, ctx.Err()
 	}
 	to := time.Now()
+	cpuAfter, cpuOK2 := c.cpuSeconds()
+	if cpuOK && cpuOK2 {
+		w.cpuSeconds = cpuAfter - cpuBefore
+	}
 	if w.after, err = c.scrapeAll(ctx); err != nil {
 		return w, err
 	}

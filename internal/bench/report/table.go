@@ -157,6 +157,10 @@ func Table(r *Results) TableRows {
 			rows = append(rows, Row{Figure: "  as a ratio to the disk's fsync rate",
 				Ours: fmt.Sprintf("%.1f tx per fsync (disk: %.0f fdatasync/s of 4 KiB, p50 %.2f ms)", best.TxPerSecond/r.Fsync.PerSec, r.Fsync.PerSec, r.Fsync.Latency.P50)})
 		}
+		if best.NodeCPUMsPer1000Tx > 0 {
+			rows = append(rows, Row{Figure: "  CPU of the three node processes (with their load generators)",
+				Ours: fmt.Sprintf("%.0f ms per 1,000 tx; %.2f cores busy (machine: %d cores)", best.NodeCPUMsPer1000Tx, best.NodeCPUCores, r.Machine.Cores)})
+		}
 	} else if r.Fsync != nil {
 		rows = append(rows, Row{Figure: "disk fsync rate", Ours: fmt.Sprintf("%.0f fdatasync/s of 4 KiB", r.Fsync.PerSec)})
 	}
