@@ -253,7 +253,7 @@ func runParts(parent context.Context, s settings, command string, parts []string
 	res.Machine.LoadEnd = report.LoadAvg()
 	if n := commitpath.StuckShutdowns.Load(); n > 0 {
 		// A finding about the node, not a failure of the benchmark: reported, not fatal.
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%d commit-path node(s) hung in raft.Shutdown for more than 10 s and were left behind (see the findings on hashicorp/raft pipeline replication)", n))
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d commit-path node process(es) did not exit within 15 s of SIGTERM (a hung raft.Shutdown; see the findings on hashicorp/raft pipeline replication) and were killed", n))
 		fmt.Fprintln(progress, "seqbench: WARNING:", res.Warnings[len(res.Warnings)-1])
 	}
 	for _, e := range errs {

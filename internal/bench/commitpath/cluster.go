@@ -1,7 +1,8 @@
-// Package commitpath measures the block commit path of an in-process three-node cluster: the real
-// sequencer nodes of pkg/sequencer, each on its own loopback address with the real TCP Raft transport
-// and on-disk stores synced per commit, fed by calling the leader's SubmitTx directly (no HTTP), so
-// what is measured is block building, Raft replication with fsync, and apply — not the API.
+// Package commitpath measures the block commit path of a three-node cluster: the real sequencer
+// nodes of pkg/sequencer, each on its own loopback address with the real TCP Raft transport and
+// on-disk stores synced per commit, fed by calling the leader's SubmitTx directly (no HTTP), so what
+// is measured is block building, Raft replication with fsync, and apply — not the API. seqbench runs
+// each node in its own process (proc.go); without a binary the three run inside the caller's process.
 package commitpath
 
 import (
@@ -131,7 +132,8 @@ func (c *cluster) stop() {
 	}
 }
 
-// StuckShutdowns counts nodes whose Kill did not return within 10 s.
+// StuckShutdowns counts nodes whose Kill did not return within 10 s (in-process) and node processes
+// that did not exit within 15 s of SIGTERM.
 var StuckShutdowns atomic.Int64
 
 // blockSeen is one block as the cluster applied it.
