@@ -164,6 +164,9 @@ func startProcCluster(ctx context.Context, bin, dir string, prod failover.Config
 		}
 		cmd := exec.Command(bin, args...)
 		cmd.Stdout, cmd.Stderr = logf, logf
+		// Its own process group (a terminal's ^C reaches only seqbench, which stops the nodes in
+		// order), and killed if seqbench dies.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			_ = logf.Close()
 			c.stop()
