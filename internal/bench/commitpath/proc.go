@@ -82,10 +82,11 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	if o.CPUProfile != "" {
 		f, err := os.Create(o.CPUProfile)
 		if err != nil {
-			return err
+			return fmt.Errorf("cannot create CPU profile: %w", err)
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			_ = f.Close()
+			return fmt.Errorf("cannot start CPU profile: %w", err)
 		}
 		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
 	}
@@ -117,7 +118,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	t.mu.Unlock()
 	data, err := json.Marshal(recs)
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot encode block records: %w", err)
 	}
 	return os.WriteFile(filepath.Join(o.Dir, recordsFile), data, 0o600)
 }
@@ -138,14 +139,14 @@ func startProcCluster(ctx context.Context, bin, dir string, prod failover.Config
 	}
 	seed := make([]byte, ed25519.SeedSize)
 	if _, err := rand.Read(seed); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cannot make the proposer key: %w", err)
 	}
 	c := &procCluster{http: &http.Client{Timeout: 5 * time.Second}}
 	for i := 0; i < 3; i++ {
 		d := filepath.Join(dir, fmt.Sprintf("node-%d", i))
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			c.stop()
-			return nil, err
+			return nil, fmt.Errorf("cannot create node directory: %w", err)
 		}
 		args := []string{"commitpath-node", "--index", strconv.Itoa(i), "--dir", d,
 			"--raft", nw.Addr(i, 0), "--http", nw.Addr(i, 1), "--key-seed", hex.EncodeToString(seed),
@@ -160,7 +161,7 @@ func startProcCluster(ctx context.Context, bin, dir string, prod failover.Config
 		logf, err := os.Create(filepath.Join(d, "node.log"))
 		if err != nil {
 			c.stop()
-			return nil, err
+			return nil, fmt.Errorf("cannot create node log: %w", err)
 		}
 		cmd := exec.Command(bin, args...)
 		cmd.Stdout, cmd.Stderr = logf, logf
@@ -278,7 +279,7 @@ func (c *procCluster) blocks() ([]blockSeen, error) {
 	for _, d := range c.dirs {
 		data, err := os.ReadFile(filepath.Join(d, recordsFile))
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("cannot read block records: %w", err))
 			continue
 		}
 		var recs []blockRecord
