@@ -133,7 +133,7 @@ func (o Options) Missing() []string {
 type Result struct {
 	// Setup records the environment: control-plane start and operator install times, timings used.
 	Setup Setup `json:"setup"`
-	// Create is `kubectl apply` of a 3-replica SequencerCluster → Healthy with 3 ready voters.
+	// CreateMs is `kubectl apply` of a 3-replica SequencerCluster → Healthy with 3 ready voters.
 	CreateMs float64 `json:"createMs"`
 	// ScaleUpMs and ScaleDownMs are the spec.replicas patch 3 → 5 and 5 → 3 → Healthy with the new
 	// number of ready pods, all voters.
