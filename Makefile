@@ -82,17 +82,14 @@ test-e2e: k8s-bins build $(HELM) ## Run the e2e suite (root): local control plan
 	go test -tags e2e -count=1 -timeout 40m -v ./test/e2e/ -ginkgo.v $(E2E_FLAGS)
 
 .PHONY: bench
-bench: ## Full node benchmarks (failover, switchover, commit path, encoding): table, docs/benchmarks.md, plots, raw JSON.
-	@mkdir -p bin
-	go build -o bin/node ./cmd/node
+bench: k8s-bins build $(HELM) ## Full benchmarks (node: failover, switchover, commit path, encoding; operator on the local control plane, root): table, docs/benchmarks.md, plots, raw JSON.
 	go build -o bin/seqbench ./cmd/seqbench
 	bin/seqbench all --full --out docs/benchmarks.md --json docs/benchmarks/results.json
 
 BENCH_QUICK_OUT ?= _output/bench
 .PHONY: bench-quick
-bench-quick: ## A smaller benchmark run (under five minutes); report and JSON in $(BENCH_QUICK_OUT).
-	@mkdir -p bin $(BENCH_QUICK_OUT)
-	go build -o bin/node ./cmd/node
+bench-quick: k8s-bins build $(HELM) ## A smaller benchmark run (under five minutes, root for the operator part); report and JSON in $(BENCH_QUICK_OUT).
+	@mkdir -p $(BENCH_QUICK_OUT)
 	go build -o bin/seqbench ./cmd/seqbench
 	bin/seqbench all --quick --out $(BENCH_QUICK_OUT)/benchmarks.md --json $(BENCH_QUICK_OUT)/results.json
 

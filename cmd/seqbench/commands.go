@@ -19,6 +19,8 @@ import (
 	"github.com/seqops/sequencer-operator/internal/bench/encoding"
 	"github.com/seqops/sequencer-operator/internal/bench/failover"
 	"github.com/seqops/sequencer-operator/internal/bench/floor"
+	"github.com/seqops/sequencer-operator/internal/bench/operatorfootprint"
+	"github.com/seqops/sequencer-operator/internal/bench/operatorlive"
 	"github.com/seqops/sequencer-operator/internal/bench/report"
 	"github.com/seqops/sequencer-operator/internal/bench/stats"
 )
@@ -35,6 +37,9 @@ type settings struct {
 	profiles    []string
 	timeout     time.Duration
 	cpuprofile  string
+	// Overrides of the operator benchmark's sizes (0: the run's default).
+	historyBlocks uint64
+	clusters      int
 }
 
 // plan is the size of a run.
@@ -46,22 +51,30 @@ type plan struct {
 	throughputWindow  time.Duration
 	blockSizes        []int
 	encodingBenchtime string
+	// The operator's figures: leader kills, blocks of history before a member joins, fake clusters and the
+	// steady window of the footprint.
+	operatorKills   int
+	historyBlocks   uint64
+	clusters        int
+	footprintWindow time.Duration
 }
 
 func (s settings) plan() plan {
 	if s.full {
 		return plan{kills: 30, switches: 20, quiet: time.Second, load: 200, latencyWindow: 10 * time.Second,
-			throughputWindow: 8 * time.Second, blockSizes: []int{1000, 2500, 5000, 10000, 20000}, encodingBenchtime: "2s"}
+			throughputWindow: 8 * time.Second, blockSizes: []int{1000, 2500, 5000, 10000, 20000}, encodingBenchtime: "2s",
+			operatorKills: operatorlive.FullFailovers, historyBlocks: operatorlive.IssueHistoryBlocks, clusters: 100, footprintWindow: time.Minute}
 	}
 	return plan{kills: 5, switches: 4, quiet: 500 * time.Millisecond, load: 200, latencyWindow: 3 * time.Second,
-		throughputWindow: 3 * time.Second, blockSizes: []int{1000, 5000, 10000}, encodingBenchtime: "500ms"}
+		throughputWindow: 3 * time.Second, blockSizes: []int{1000, 5000, 10000}, encodingBenchtime: "500ms",
+		operatorKills: 3, historyBlocks: 2000, clusters: 10, footprintWindow: 10 * time.Second}
 }
 
 func newRootCommand() *cobra.Command {
 	var s settings
 	root := &cobra.Command{
 		Use:           "seqbench",
-		Short:         "Benchmarks of the sequencer node: failover, switchover, commit path, encoding",
+		Short:         "Benchmarks of the sequencer node (failover, switchover, commit path, encoding) and of the operator",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -76,6 +89,8 @@ func newRootCommand() *cobra.Command {
 	pf.IntVar(&s.kills, "kills", 0, "override the number of kills (and hand-overs) per series")
 	pf.StringSliceVar(&s.profiles, "profiles", []string{"default", "ev-node", "hashicorp"}, "Raft timing profiles of the failover benchmark")
 	pf.DurationVar(&s.timeout, "timeout", 90*time.Minute, "stop the whole run after this long")
+	pf.Uint64Var(&s.historyBlocks, "history-blocks", 0, "override the blocks of history a new member joins (operator benchmark; full run: 100000)")
+	pf.IntVar(&s.clusters, "clusters", 0, "override the number of SequencerClusters of the footprint benchmark (full run: 100)")
 	pf.StringVar(&s.cpuprofile, "cpuprofile", "", "write a CPU profile of seqbench itself; commitpath's node processes then write <work dir>/<series>/node-N/cpu.pprof (keep them with --keep)")
 
 	run := func(parts ...string) func(*cobra.Command, []string) error {
@@ -83,11 +98,12 @@ func newRootCommand() *cobra.Command {
 			return runParts(cmd.Context(), s, strings.Join(os.Args, " "), parts)
 		}
 	}
-	all := &cobra.Command{Use: "all", Short: "Run every benchmark, print the table, write the report", Args: cobra.NoArgs, RunE: run("failover", "switchover", "commitpath", "encoding")}
+	all := &cobra.Command{Use: "all", Short: "Run every benchmark, print the table, write the report", Args: cobra.NoArgs, RunE: run("failover", "switchover", "commitpath", "encoding", "operator")}
 	root.AddCommand(all,
 		&cobra.Command{Use: "failover", Short: "SIGKILL of the leader under load, per timing profile, against the bare-Raft floor", Args: cobra.NoArgs, RunE: run("failover")},
 		&cobra.Command{Use: "switchover", Short: "Planned hand-overs (SIGTERM, API transfer): largest gap between blocks", Args: cobra.NoArgs, RunE: run("switchover")},
 		&cobra.Command{Use: "commitpath", Short: "Commit latency per block, sustained throughput with fsync, the disk's fsync rate", Args: cobra.NoArgs, RunE: run("commitpath")},
+		&cobra.Command{Use: "operator", Short: "The operator on the local control plane (root): status freshness, create, scale, a joining member, footprint of many clusters", Args: cobra.NoArgs, RunE: run("operator")},
 		&cobra.Command{Use: "encoding", Short: "Protobuf against JSON for the same block (go test -bench in pkg/chain)", Args: cobra.NoArgs, RunE: run("encoding")},
 		newFloorNodeCommand(),
 		newCommitPathNodeCommand(),
@@ -119,7 +135,13 @@ func runParts(parent context.Context, s settings, command string, parts []string
 	}
 	p := s.plan()
 	if s.kills > 0 {
-		p.kills, p.switches = s.kills, s.kills
+		p.kills, p.switches, p.operatorKills = s.kills, s.kills, s.kills
+	}
+	if s.historyBlocks > 0 {
+		p.historyBlocks = s.historyBlocks
+	}
+	if s.clusters > 0 {
+		p.clusters = s.clusters
 	}
 	mode := "quick"
 	if s.full {
@@ -247,6 +269,29 @@ func runParts(parent context.Context, s settings, command string, parts []string
 		res.Encoding = &r
 		if err != nil {
 			errs = append(errs, fmt.Errorf("encoding: %w", err))
+		}
+	}
+	checkpoint()
+	if has("operator") && ctx.Err() == nil {
+		res.Operator = &report.OperatorResults{}
+		step(fmt.Sprintf("operator, real node pods on the local control plane: %d leader kills, create, scale 3 → 5 → 3, a member joining %d blocks of history", p.operatorKills, p.historyBlocks))
+		live, err := operatorlive.Run(ctx, operatorlive.Options{Failovers: p.operatorKills, HistoryBlocks: p.historyBlocks, BinDir: filepath.Dir(self), Progress: progress})
+		if err == nil || live.TotalSeconds > 0 {
+			res.Operator.Live = &live
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("operator (live): %w", err))
+		}
+		checkpoint()
+		if ctx.Err() == nil {
+			step(fmt.Sprintf("operator footprint: %d SequencerClusters of fake node APIs, %v steady window", p.clusters, p.footprintWindow))
+			fp, err := operatorfootprint.Run(ctx, operatorfootprint.Options{Clusters: p.clusters, Window: p.footprintWindow, Progress: progress,
+				ManagerBin: filepath.Join(filepath.Dir(self), "manager"), LocalclusterBin: filepath.Join(filepath.Dir(self), "localcluster")})
+			if err == nil {
+				res.Operator.Footprint = &fp
+			} else {
+				errs = append(errs, fmt.Errorf("operator footprint: %w", err))
+			}
 		}
 	}
 	res.Seconds = time.Since(begin).Seconds()

@@ -32,9 +32,8 @@ type Results struct {
 	CommitLatency []commitpath.LatencyResult    `json:"commitLatency,omitempty"`
 	Throughput    []commitpath.ThroughputResult `json:"throughput,omitempty"`
 	Encoding      *encoding.Result              `json:"encoding,omitempty"`
-	// Operator is reserved for the operator figures (issue 6, item 5: status freshness, footprint of
-	// 100 clusters, member promotion), which another benchmark adds.
-	Operator json.RawMessage `json:"operator,omitempty"`
+	// Operator is the operator on the local control plane (issue 6, item 5).
+	Operator *OperatorResults `json:"operator,omitempty"`
 
 	Errors []string `json:"errors,omitempty"`
 	// Warnings are findings about the system under test met while measuring (not benchmark failures).
@@ -134,8 +133,16 @@ func (r *Results) Merge(src *Results) {
 	if src.Encoding != nil {
 		r.Encoding = src.Encoding
 	}
-	if len(src.Operator) > 0 {
-		r.Operator = src.Operator
+	if src.Operator != nil {
+		if r.Operator == nil {
+			r.Operator = &OperatorResults{}
+		}
+		if src.Operator.Live != nil {
+			r.Operator.Live = src.Operator.Live
+		}
+		if src.Operator.Footprint != nil {
+			r.Operator.Footprint = src.Operator.Footprint
+		}
 	}
 	if src.Mode != r.Mode {
 		r.Mode = r.Mode + "+" + src.Mode

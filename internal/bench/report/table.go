@@ -173,7 +173,7 @@ func Table(r *Results) TableRows {
 				Target: "≥ 3×", Met: yesNo(factor >= targetEncodeFactor), Anchor: "ev-node's review: JSON was the critical bottleneck"})
 		}
 	}
-	rows = append(rows, Row{Figure: "operator figures (issue 6, item 5)", Ours: "not measured by this run: added by the operator benchmark"})
+	rows = append(rows, operatorRows(r.Operator)...)
 	return rows
 }
 
