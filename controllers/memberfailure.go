@@ -18,9 +18,12 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	seqv1 "github.com/seqops/sequencer-operator/api/v1alpha1"
 )
@@ -33,8 +36,9 @@ import (
 // crashLoopBackOff is the kubelet's waiting reason for a container it restarts with back-off.
 const crashLoopBackOff = "CrashLoopBackOff"
 
-// maxFailureMessage bounds the termination message quoted in conditions and events.
-const maxFailureMessage = 1024
+// maxFailureMessage bounds the termination message quoted in conditions and events: an event's note must stay
+// within the API's 1 kB with the pod name and the rest of the sentence around it.
+const maxFailureMessage = 512
 
 // memberFailure says why a member's node failed, from its pod and whether the node answered this pass: ""
 // while the node answers, has started, or has not been restarted after an error. A failure is the node
@@ -88,26 +92,74 @@ func failureText(msg string) string {
 	return line
 }
 
-// newlyFailed lists the members that are Failed in cur but were not in prev, in cur's order: each gets one
-// event, not one per pass.
-func newlyFailed(prev, cur []seqv1.MemberStatus) []string {
-	was := map[string]bool{}
-	for _, m := range prev {
-		was[m.Name] = m.State == seqv1.MemberStateFailed
-	}
+// failedNames are the members whose state is Failed.
+func failedNames(members []seqv1.MemberStatus) []string {
 	var out []string
-	for _, m := range cur {
-		if m.State == seqv1.MemberStateFailed && !was[m.Name] {
+	for _, m := range members {
+		if m.State == seqv1.MemberStateFailed {
 			out = append(out, m.Name)
 		}
 	}
 	return out
 }
 
-// recordMemberFailures emits a MemberFailed warning for every member that failed since the last status.
-func (r *SequencerClusterReconciler) recordMemberFailures(c *seqv1.SequencerCluster, st seqv1.SequencerClusterStatus, in planInput) {
-	for _, name := range newlyFailed(c.Status.Members, st.Members) {
-		r.event(c, corev1.EventTypeWarning, seqv1.ReasonMemberFailed, "ObserveMember",
-			"%s failed: %s; the operator does not replace it (docs/runbook.md: a member is down or crash-looping)", name, in.Pods[name].Failure)
+// newlyFailed lists the members of cur that are not in prev, in cur's order: each failure gets one event, not
+// one per pass.
+func newlyFailed(prev, cur []string) []string {
+	var out []string
+	for _, name := range cur {
+		if !slices.Contains(prev, name) {
+			out = append(out, name)
+		}
 	}
+	return out
+}
+
+// failureMemory holds, per cluster, the members this process last found Failed. A pass may read the cluster
+// from the cache before this process's own status write reached it; judged by that stale status, a member
+// would become Failed twice and get two events. After a restart the status (by then current) is used.
+type failureMemory struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]failedSet
+}
+
+type failedSet struct {
+	uid     types.UID
+	members []string
+}
+
+// swap records the Failed members of cluster c and returns the ones recorded before, if any were for c.
+func (f *failureMemory) swap(c *seqv1.SequencerCluster, members []string) ([]string, bool) {
+	key := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[types.NamespacedName]failedSet{}
+	}
+	prev, ok := f.m[key]
+	f.m[key] = failedSet{uid: c.UID, members: members}
+	return prev.members, ok && prev.uid == c.UID
+}
+
+func (f *failureMemory) forget(key types.NamespacedName) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.m, key)
+}
+
+// recordMemberFailures emits a MemberFailed warning for every member that failed since the last pass.
+func (r *SequencerClusterReconciler) recordMemberFailures(c *seqv1.SequencerCluster, st seqv1.SequencerClusterStatus, in planInput) {
+	cur := failedNames(st.Members)
+	prev, known := r.failures.swap(c, cur)
+	if !known {
+		prev = failedNames(c.Status.Members)
+	}
+	for _, name := range newlyFailed(prev, cur) {
+		r.event(c, corev1.EventTypeWarning, seqv1.ReasonMemberFailed, "ObserveMember", "%s", failureNote(name, in.Pods[name].Failure))
+	}
+}
+
+// failureNote is the MemberFailed event's note.
+func failureNote(member, failure string) string {
+	return fmt.Sprintf("%s failed: %s; the operator does not replace it (docs/runbook.md: a member is down or crash-looping)", member, failure)
 }

@@ -24,6 +24,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	seqv1 "github.com/seqops/sequencer-operator/api/v1alpha1"
@@ -89,10 +90,18 @@ func TestMemberFailure(t *testing.T) {
 }
 
 func TestFailureTextIsBounded(t *testing.T) {
-	long := strings.Repeat("é", maxFailureMessage) // two bytes each: the cut falls inside a rune
+	long := "a" + strings.Repeat("é", maxFailureMessage) // two bytes each: the cut falls inside a rune
 	got := failureText(long)
-	if !strings.HasSuffix(got, "…") || len(got) > maxFailureMessage+len("…") || !strings.HasPrefix(got, "éé") {
+	if !strings.HasSuffix(got, "é…") || len(got) > maxFailureMessage+len("…") || !strings.HasPrefix(got, "aé") {
 		t.Errorf("failureText of %d bytes = %d bytes ending %q", len(long), len(got), got[len(got)-5:])
+	}
+	// The longest failure still fits an event's note (1 kB) with a 63-character pod name.
+	pod := corev1.Pod{Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
+		Name: containerName, RestartCount: 9, State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: crashLoopBackOff}},
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "ContainerCannotRun", Message: long}},
+	}}}}
+	if note := failureNote(strings.Repeat("p", 63), memberFailure(&pod, false)); len(note) > 1024 {
+		t.Errorf("event note has %d bytes, more than the API's 1024", len(note))
 	}
 	if got := failureText(""); got != "" {
 		t.Errorf("failureText(\"\") = %q", got)
@@ -114,12 +123,36 @@ func TestNewlyFailed(t *testing.T) {
 		{"failed again after recovering", []seqv1.MemberStatus{m("c-1", "Follower")},
 			[]seqv1.MemberStatus{m("c-1", seqv1.MemberStateFailed)}, []string{"c-1"}},
 		{"recovered", []seqv1.MemberStatus{m("c-1", seqv1.MemberStateFailed)}, []seqv1.MemberStatus{m("c-1", "Follower")}, nil},
+		{"two at once, one already known", []seqv1.MemberStatus{m("c-0", seqv1.MemberStateFailed), m("c-1", "Follower")},
+			[]seqv1.MemberStatus{m("c-0", seqv1.MemberStateFailed), m("c-1", seqv1.MemberStateFailed), m("c-2", seqv1.MemberStateFailed)}, []string{"c-1", "c-2"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := newlyFailed(tc.prev, tc.cur); !slices.Equal(got, tc.want) {
+			if got := newlyFailed(failedNames(tc.prev), failedNames(tc.cur)); !slices.Equal(got, tc.want) {
 				t.Errorf("newlyFailed = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// The memory answers for the cluster it was written for: a stale status in the cache does not bring a failure
+// back as new, and a cluster recreated under the same name starts over from its status.
+func TestFailureMemory(t *testing.T) {
+	var f failureMemory
+	c := &seqv1.SequencerCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "c", UID: "uid-1"}}
+	if _, known := f.swap(c, []string{"c-1"}); known {
+		t.Fatal("an empty memory knows the cluster")
+	}
+	if prev, known := f.swap(c, []string{"c-1"}); !known || !slices.Equal(prev, []string{"c-1"}) {
+		t.Errorf("swap = %v, %v; want [c-1], true", prev, known)
+	}
+	recreated := c.DeepCopy()
+	recreated.UID = "uid-2"
+	if _, known := f.swap(recreated, nil); known {
+		t.Error("a recreated cluster was taken for the old one")
+	}
+	f.forget(types.NamespacedName{Namespace: "ns", Name: "c"})
+	if _, known := f.swap(c, nil); known {
+		t.Error("a forgotten cluster is still known")
 	}
 }

@@ -81,6 +81,8 @@ type SequencerClusterReconciler struct {
 	OperatorPods OperatorPods
 	// nodeClients caches the TLS clients of clusters with spec.tls.
 	nodeClients nodeHTTPClients
+	// failures remembers which members were Failed, so each failure gets one event.
+	failures failureMemory
 }
 
 // scope is the state of one pass.
@@ -128,6 +130,7 @@ func (r *SequencerClusterReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		if apierrors.IsNotFound(err) {
 			// Owned objects go with the garbage collector; only the streams and series are ours to drop.
 			r.Watcher.Forget(req.NamespacedName)
+			r.failures.forget(req.NamespacedName)
 			forgetClusterMetrics(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
 		}
