@@ -165,7 +165,7 @@ var _ = Describe("SequencerCluster with tls.issuerRef", func() {
 			got := getCluster(ns, "cm")
 			p := meta.FindStatusCondition(got.Status.Conditions, seqv1.ConditionProgressing)
 			g.Expect(p).NotTo(BeNil())
-			g.Expect(p.Reason).To(Equal(reasonWaitingForTLSSecret))
+			g.Expect(p.Reason).To(Equal(seqv1.ReasonWaitingForTLSSecret))
 			g.Expect(p.Message).To(And(ContainSubstring("cm-raft-tls"), ContainSubstring("cert-manager"), ContainSubstring("does not exist yet")))
 			g.Expect(got.Status.Phase).To(Equal(seqv1.PhasePending))
 		}, timeout, poll).Should(Succeed())
@@ -185,7 +185,7 @@ var _ = Describe("SequencerCluster with tls.issuerRef", func() {
 		// Healthy needs every node's /raft: the fakes serve HTTPS with a certificate only the Secret's CA verifies.
 		waitHealthy(ns, "cm", "cm-0", "cm-1", "cm-2")
 		got := getCluster(ns, "cm")
-		Expect(meta.FindStatusCondition(got.Status.Conditions, seqv1.ConditionProgressing).Reason).NotTo(Equal(reasonWaitingForTLSSecret))
+		Expect(meta.FindStatusCondition(got.Status.Conditions, seqv1.ConditionProgressing).Reason).NotTo(Equal(seqv1.ReasonWaitingForTLSSecret))
 
 		sts := &appsv1.StatefulSet{}
 		Expect(k8sClient.Get(suiteCtx, key("cm"), sts)).To(Succeed())

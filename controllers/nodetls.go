@@ -47,9 +47,6 @@ type cachedNodeClient struct {
 	client          *http.Client
 }
 
-// reasonWaitingForTLSSecret is the Progressing reason while the TLS Secret is missing or incomplete.
-const reasonWaitingForTLSSecret = "WaitingForTLSSecret"
-
 // tlsSecretKeys are the keys the nodes mount from the TLS Secret (cert-manager writes all three).
 var tlsSecretKeys = []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey, tlsCAKey}
 

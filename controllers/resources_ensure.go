@@ -89,7 +89,7 @@ func (r *SequencerClusterReconciler) reconcileResources(ctx context.Context, s *
 		return err
 	}
 	if waiting != "" {
-		s.rejection, s.rejectionReason = waiting, reasonWaitingForTLSSecret
+		s.rejection, s.rejectionReason = waiting, seqv1.ReasonWaitingForTLSSecret
 	}
 
 	switch {

@@ -53,6 +53,9 @@ const (
 	ReasonReconciled          = "Reconciled"
 	ReasonWaitingForMembers   = "WaitingForMembers"
 	ReasonStatefulSetNotFound = "StatefulSetNotFound"
+	// ReasonWaitingForTLSSecret: spec.tls names a Secret (or cert-manager has not issued it yet) that is missing
+	// or lacks tls.crt, tls.key or ca.crt; the pods are not started until it is complete.
+	ReasonWaitingForTLSSecret = "WaitingForTLSSecret"
 )
 
 // Values of status.members[].state besides the Raft states a node reports (Leader, Follower, Candidate,
