@@ -36,12 +36,19 @@ import (
 // crashLoopBackOff is the kubelet's waiting reason for a container it restarts with back-off.
 const crashLoopBackOff = "CrashLoopBackOff"
 
+// killedBySignal is the lowest exit code of a process ended by a signal (128 + the signal number).
+const killedBySignal = 128
+
+// repeatedKills is the restart count from which a container killed by a signal again is a failed member.
+const repeatedKills = 3
+
 // maxFailureMessage bounds the termination message quoted in conditions and events: an event's note must stay
 // within the API's 1 kB with the pod name and the rest of the sentence around it.
 const maxFailureMessage = 512
 
 // memberFailure says why a member's node failed, from its pod and whether the node answered this pass: ""
-// while the node answers, has started, or has not been restarted after an error. A failure is the node
+// while the node answers, has started, or has not been restarted after an error, and after a kill by a signal
+// until the kills repeat (a SIGKILLed leader is back within a second; its exit is no failure). A failure is the node
 // container in CrashLoopBackOff, or, after a restart that followed an error, ended non-zero again or running
 // but not started yet: a crash loop passes through all three, and the member must not flicker out of Failed
 // (and into a new event) whenever a pass sees the short run between two back-offs.
@@ -63,6 +70,12 @@ func memberFailure(pod *corev1.Pod, answers bool) string {
 		case cs.State.Running != nil && !started && failedBefore:
 			term = last
 		default:
+			return ""
+		}
+		if term != nil && term.ExitCode >= killedBySignal && cs.RestartCount < repeatedKills {
+			// Killed by a signal (SIGKILL, the OOM killer): a node that refuses to start exits with an error of its
+			// own instead. One kill is an incident the restart repairs, not a failed member; kills that keep coming
+			// are a crash loop.
 			return ""
 		}
 		if term == nil {
