@@ -22,5 +22,6 @@ const (
 	LabelOperatorRestart = "operator-restart" // issue 7: the operator pod restarted mid-scale and mid-rollout
 	LabelQuorumLoss      = "quorum-loss"      // issue 7: two voters' volumes lost, recovery by annotation
 	LabelDiskFault       = "disk-fault"       // issue 7: a follower's raft.db damaged, shown Failed, replaced by the runbook
+	LabelTLS             = "tls"              // issue 7: mutual TLS between the nodes and to their API
 	LabelDisruptive      = "disruptive"       // kills, cuts or deletes something behind the operator's back
 )

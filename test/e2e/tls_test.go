@@ -31,8 +31,6 @@ import (
 	"github.com/seqops/sequencer-operator/pkg/nodeapi"
 )
 
-// LabelTLS marks the spec of mutual TLS between the nodes (issue 7, item 5).
-const LabelTLS = "tls"
 
 // e2eCA is the CA of the TLS spec: it signs the nodes' certificate and, separately, a client's.
 type e2eCA struct {
