@@ -31,7 +31,6 @@ import (
 	"github.com/seqops/sequencer-operator/pkg/nodeapi"
 )
 
-
 // e2eCA is the CA of the TLS spec: it signs the nodes' certificate and, separately, a client's.
 type e2eCA struct {
 	cert *x509.Certificate
