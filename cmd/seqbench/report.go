@@ -15,7 +15,7 @@ import (
 // hand-written findings changed, without measuring again.
 func newReportCommand() *cobra.Command {
 	var (
-		from      []string
+		from         []string
 		out, jsonOut string
 	)
 	cmd := &cobra.Command{
