@@ -94,10 +94,12 @@ func (r *SequencerClusterReconciler) readNodeTLS(ctx context.Context, s *scope) 
 	if !pool.AppendCertsFromPEM(sec.Data[tlsCAKey]) {
 		return fmt.Sprintf("waiting for TLS Secret %s from %s: its %s holds no PEM certificate", name, source, tlsCAKey), nil
 	}
-	hc := &http.Client{
-		Timeout:   5 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
+	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	if r.Dialer != nil {
+		transport = r.Dialer.Transport()
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: transport}
 	r.nodeClients.clients[key] = cachedNodeClient{resourceVersion: sec.ResourceVersion, client: hc}
 	s.nodeHTTP = hc
 	return "", nil

@@ -79,6 +79,9 @@ func (r *SequencerClusterReconciler) observe(ctx context.Context, s *scope) erro
 		}
 		targets[name] = r.nodeClient(s, name).BaseURL()
 	}
+	if r.Dialer != nil {
+		r.Dialer.Learn(types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, targets, s.pods)
+	}
 	r.Watcher.Sync(types.NamespacedName{Namespace: c.Namespace, Name: c.Name}, targets, s.nodeHTTP)
 
 	in := planInput{

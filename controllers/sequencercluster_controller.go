@@ -71,6 +71,9 @@ type SequencerClusterReconciler struct {
 	NodeURL NodeURLFunc
 	// HTTPClient carries node API calls; a client with a 5s timeout when nil.
 	HTTPClient *http.Client
+	// Dialer, when set, learns the pods' IPs each pass; HTTPClient, the watcher's client and the TLS
+	// clients should dial through it (cmd/manager wires them) so a new pod is reached without waiting for DNS.
+	Dialer *PodDialer
 	// Clock is the time source of status timestamps; time.Now when nil.
 	Clock func() time.Time
 	// Resync is how often an idle cluster is looked at again; 15s when zero.
@@ -130,6 +133,9 @@ func (r *SequencerClusterReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		if apierrors.IsNotFound(err) {
 			// Owned objects go with the garbage collector; only the streams and series are ours to drop.
 			r.Watcher.Forget(req.NamespacedName)
+			if r.Dialer != nil {
+				r.Dialer.Forget(req.NamespacedName)
+			}
 			r.failures.forget(req.NamespacedName)
 			forgetClusterMetrics(req.Namespace, req.Name)
 			return ctrl.Result{}, nil
@@ -138,6 +144,9 @@ func (r *SequencerClusterReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	}
 	if !c.DeletionTimestamp.IsZero() {
 		r.Watcher.Forget(req.NamespacedName)
+		if r.Dialer != nil {
+			r.Dialer.Forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, nil
 	}
 

@@ -107,15 +107,18 @@ func run() error {
 			"NetworkPolicies admit pods with the operator's labels from every namespace")
 	}
 
-	httpClient := &http.Client{Timeout: nodeAPITimeout}
+	// Nodes are dialled by the pod IPs the API server reports, not through DNS (see controllers.PodDialer).
+	dialer := controllers.NewPodDialer()
+	httpClient := &http.Client{Timeout: nodeAPITimeout, Transport: dialer.Transport()}
 	r := &controllers.SequencerClusterReconciler{
 		Client:     mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),
 		Scheme:     mgr.GetScheme(),
 		Recorder:   mgr.GetEventRecorder("sequencer-operator"),
 		HTTPClient: httpClient,
+		Dialer:     dialer,
 		Resync:     resync,
-		Watcher:    controllers.NewNodeWatcher(&http.Client{}, ctrl.Log.WithName("node-watcher")),
+		Watcher:    controllers.NewNodeWatcher(&http.Client{Transport: dialer.Transport()}, ctrl.Log.WithName("node-watcher")),
 		// The nodes' NetworkPolicies must let this process in.
 		OperatorPods: operatorPods,
 	}
