@@ -3,6 +3,7 @@ package chain
 import (
 	"bytes"
 	"testing"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -86,6 +87,12 @@ func TestDecodeEntryErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	noHeader, _ := proto.Marshal(&chainpb.Entry{Command: &chainpb.Entry_Block{Block: &chainpb.Block{Txs: [][]byte{{1}}}}})
+	invalid := sampleBlock(t)
+	invalid.Header.ChainId = "chain\xff"
+	badUTF8, err := (&chainpb.Entry{Command: &chainpb.Entry_Block{Block: invalid}}).MarshalVT()
+	if err != nil {
+		t.Fatal(err)
+	}
 	unknown := protowire.AppendTag(nil, 9, protowire.BytesType)
 	unknown = protowire.AppendBytes(unknown, []byte("future command"))
 
@@ -101,6 +108,7 @@ func TestDecodeEntryErrors(t *testing.T) {
 		{"unknown command", unknown},
 		{"block without header", noHeader},
 		{"wrong wire type for block", protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 3)},
+		{"chain id not UTF-8", badUTF8},
 	}
 	// Every strict prefix of a valid entry truncates its block field.
 	for _, n := range []int{1, 2, 10, len(valid) / 2, len(valid) - 1} {
@@ -122,6 +130,41 @@ func TestDecodeEntryErrors(t *testing.T) {
 	if _, err := UnmarshalBlock(nil); err == nil {
 		t.Fatal("UnmarshalBlock accepted an empty block")
 	}
+	if raw, _ := invalid.MarshalVT(); raw != nil {
+		if _, err := UnmarshalBlock(raw); err == nil {
+			t.Fatal("UnmarshalBlock accepted a chain id that is not UTF-8")
+		}
+	}
+}
+
+// The generated MarshalVT writes what proto.Marshal writes, so entries and stored blocks stay readable by
+// any protobuf implementation (and by earlier versions of the node).
+func TestEncodingIsProtobufWireFormat(t *testing.T) {
+	b := sampleBlock(t)
+	many := sampleBlock(t)
+	for i := range 1000 {
+		many.Txs = append(many.Txs, bytes.Repeat([]byte{byte(i)}, 100))
+	}
+	for _, blk := range []*chainpb.Block{b, many, {Header: &chainpb.Header{}}} {
+		entry, err := EncodeBlockEntry(blk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := proto.Marshal(&chainpb.Entry{Command: &chainpb.Entry_Block{Block: blk}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(entry, want) {
+			t.Fatalf("EncodeBlockEntry differs from proto.Marshal (%d vs %d bytes)", len(entry), len(want))
+		}
+		stored, err := MarshalBlock(blk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := proto.Marshal(blk); !bytes.Equal(stored, want) {
+			t.Fatal("MarshalBlock differs from proto.Marshal")
+		}
+	}
 }
 
 // FuzzDecodeEntry: arbitrary bytes never panic, and whatever decodes is a
@@ -138,6 +181,19 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(valid[:len(valid)/2])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := DecodeEntry(data)
+		// Differential against proto.Unmarshal: what the generated decoder accepts, proto.Unmarshal accepts
+		// with the same result. The generated decoder is stricter in one way: a known field with the wrong
+		// wire type is an error, where proto.Unmarshal keeps it as an unknown field; so the converse is only
+		// required of input in which proto.Unmarshal found no unknown field.
+		var ref chainpb.Entry
+		refErr := proto.Unmarshal(data, &ref)
+		if err == nil && (refErr != nil || !proto.Equal(e, &ref)) {
+			t.Fatalf("DecodeEntry accepted %x, proto.Unmarshal: %v (equal %v)", data, refErr, refErr == nil && proto.Equal(e, &ref))
+		}
+		if h := ref.GetBlock().GetHeader(); err != nil && refErr == nil && h != nil && utf8.ValidString(h.GetChainId()) &&
+			len(ref.ProtoReflect().GetUnknown())+len(ref.GetBlock().ProtoReflect().GetUnknown())+len(h.ProtoReflect().GetUnknown()) == 0 {
+			t.Fatalf("DecodeEntry refused %x (%v) that proto.Unmarshal decodes to a block with a header", data, err)
+		}
 		if err != nil {
 			return
 		}
