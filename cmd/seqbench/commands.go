@@ -65,9 +65,10 @@ func (s settings) plan() plan {
 			throughputWindow: 8 * time.Second, blockSizes: []int{1000, 2500, 5000, 10000, 20000}, encodingBenchtime: "2s",
 			operatorKills: operatorlive.FullFailovers, historyBlocks: operatorlive.IssueHistoryBlocks, clusters: 100, footprintWindow: time.Minute}
 	}
-	return plan{kills: 5, switches: 4, quiet: 500 * time.Millisecond, load: 200, latencyWindow: 3 * time.Second,
+	// Quick: under five minutes for the whole run, operator part included (CI runs it).
+	return plan{kills: 4, switches: 4, quiet: 500 * time.Millisecond, load: 200, latencyWindow: 3 * time.Second,
 		throughputWindow: 3 * time.Second, blockSizes: []int{1000, 5000, 10000}, encodingBenchtime: "500ms",
-		operatorKills: 3, historyBlocks: 2000, clusters: 10, footprintWindow: 10 * time.Second}
+		operatorKills: 2, historyBlocks: 1000, clusters: 5, footprintWindow: 5 * time.Second}
 }
 
 func newRootCommand() *cobra.Command {
@@ -79,7 +80,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	pf.BoolVar(&s.quick, "quick", false, "a small run (the default): 5 kills per profile, short windows, under five minutes")
+	pf.BoolVar(&s.quick, "quick", false, "a small run (the default): 4 kills per profile, short windows, small operator sizes, under five minutes")
 	pf.BoolVar(&s.full, "full", false, "the full run: 30 kills per profile, 20 hand-overs of each kind, longer windows")
 	pf.StringVar(&s.out, "out", "", "write the markdown report here (plots go to <dir of out>/benchmarks/)")
 	pf.StringVar(&s.json, "json", "", "write the raw results here as JSON")
