@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"github.com/seqops/sequencer-operator/pkg/chain/chainpb"
 )
 
@@ -45,7 +47,7 @@ func DecodeEntry(data []byte) (*chainpb.Entry, error) {
 		if c.Block == nil || c.Block.Header == nil {
 			return nil, fmt.Errorf("cannot decode entry: %w", errNoHeader)
 		}
-		if err := checkStrings(c.Block.Header); err != nil {
+		if err := checkStrict(&e, c.Block); err != nil {
 			return nil, fmt.Errorf("cannot decode entry: %w", err)
 		}
 	case nil:
@@ -78,17 +80,31 @@ func UnmarshalBlock(data []byte) (*chainpb.Block, error) {
 	if b.Header == nil {
 		return nil, fmt.Errorf("cannot unmarshal block: %w", errNoHeader)
 	}
-	if err := checkStrings(b.Header); err != nil {
+	if err := checkStrict(nil, &b); err != nil {
 		return nil, fmt.Errorf("cannot unmarshal block: %w", err)
 	}
 	return &b, nil
 }
 
-// checkStrings refuses what proto.Unmarshal refuses and UnmarshalVT lets through: a proto3 string field that is
-// not valid UTF-8.
-func checkStrings(h *chainpb.Header) error {
-	if !utf8.ValidString(h.ChainId) {
+// checkStrict refuses what proto.Unmarshal refuses and UnmarshalVT lets through (FuzzDecodeEntry compares
+// the two): a proto3 string that is not valid UTF-8, and unknown fields that are not well-formed (UnmarshalVT
+// skips a group without checking that it ends with its own field number). e may be nil.
+func checkStrict(e *chainpb.Entry, b *chainpb.Block) error {
+	if !utf8.ValidString(b.Header.ChainId) {
 		return errors.New("header chain_id is not valid UTF-8")
+	}
+	unknown := [][]byte{b.ProtoReflect().GetUnknown(), b.Header.ProtoReflect().GetUnknown()}
+	if e != nil {
+		unknown = append(unknown, e.ProtoReflect().GetUnknown())
+	}
+	for _, raw := range unknown {
+		for len(raw) > 0 {
+			_, _, n := protowire.ConsumeField(raw)
+			if n < 0 {
+				return fmt.Errorf("malformed unknown field: %w", protowire.ParseError(n))
+			}
+			raw = raw[n:]
+		}
 	}
 	return nil
 }
