@@ -16,7 +16,7 @@ if [ ! -x "$gen" ] || [ "$("$gen" --version 2>/dev/null | awk '{print $2}')" != 
 	go install "google.golang.org/protobuf/cmd/protoc-gen-go@$want"
 fi
 
-# protoc-gen-go-vtproto writes MarshalVT/UnmarshalVT/SizeVT for the Raft log entry: the block encoding on the
+# protoc-gen-go-vtproto writes MarshalVT/SizeVT for the Raft log entry: the block encoding on the leader's
 # commit path (DESIGN §7: protobuf ≥ 3× JSON). Pinned to the vtprotobuf runtime version in go.mod; the
 # marker file records which version is installed, since the plugin has no --version.
 vtwant="$(go list -m -f '{{.Version}}' github.com/planetscale/vtprotobuf)"
@@ -35,6 +35,6 @@ protoc --proto_path=proto \
 	--plugin=protoc-gen-go="$gen" \
 	--plugin=protoc-gen-go-vtproto="$vtgen" \
 	--go_out=. --go_opt=module=github.com/seqops/sequencer-operator \
-	--go-vtproto_out=. --go-vtproto_opt=module=github.com/seqops/sequencer-operator,features=marshal+unmarshal+size \
+	--go-vtproto_out=. --go-vtproto_opt=module=github.com/seqops/sequencer-operator,features=marshal+size \
 	"${files[@]}"
 echo "Generated Go for ${#files[@]} proto file(s)"
